@@ -1,0 +1,38 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using Virtio.Memory.Interop;
+
+namespace Virtio.Memory;
+
+/// <summary>
+/// Creates anonymous shared-memory files (Linux <c>memfd_create</c>), the kind of file a VMM backs guest
+/// RAM with so that a vhost-user backend can map it too.
+/// </summary>
+public static class SharedMemoryFile
+{
+    /// <summary>Creates a memfd of <paramref name="size"/> bytes, close-on-exec.</summary>
+    /// <param name="name">A name for debugging (shows in /proc/PID/fd).</param>
+    /// <param name="size">The file size in bytes.</param>
+    /// <returns>The owned file descriptor.</returns>
+    /// <exception cref="IOException">The kernel refused.</exception>
+    public static SafeFileHandle Create(string name, long size)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(size);
+        int fd = Libc.MemfdCreate(name, Libc.MfdCloexec);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"memfd_create failed: {Marshal.GetPInvokeErrorMessage(errno)}.");
+        }
+
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (Libc.Ftruncate(fd, size) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new IOException($"ftruncate of memfd to {size} bytes failed: {Marshal.GetPInvokeErrorMessage(errno)}.");
+        }
+
+        return handle;
+    }
+}
