@@ -16,6 +16,9 @@
 # configuration and caches are never touched. GUEST_DEBIAN_MIRROR overrides the mirror
 # (default http://deb.debian.org/debian).
 #
+# Exit codes: 0 ok, 1 build error, 2 usage, 3 host tools missing (the apt-get line to run is
+# printed), 4 the kernel packages could not be fetched (apt-get update/apt-cache/download failed).
+#
 # Idempotent and cached: every step skips work whose output exists. GUEST_REFRESH=1 re-resolves
 # and re-downloads the kernel (to pick up a newer Debian kernel). The initramfs is rebuilt only
 # when its content (init, vsocktest, modules, busybox) changed.
@@ -66,6 +69,7 @@ KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 log() { echo "[build-guest $SUITE] $*" >&2; }
 die() { echo "[build-guest $SUITE] ERROR: $*" >&2; exit 1; }
+die_fetch() { echo "[build-guest $SUITE] ERROR (kernel not fetched): $*" >&2; exit 4; }
 
 # ---- host tools ------------------------------------------------------------------------------
 # tool -> Debian package
@@ -130,12 +134,9 @@ setup_private_apt() {
     -o "Acquire::IndexTargets::deb::CNF::DefaultEnabled=false"
     "${SANDBOX_OPTS[@]+"${SANDBOX_OPTS[@]}"}"
   )
-  if [[ ! -e $a/lists/.updated || ${GUEST_REFRESH:-0} == 1 ]]; then
-    log "apt-get update (private lists in $a)"
-    apt-get "${APT_OPTS[@]}" -q update >&2 || die "apt-get update for suite $SUITE failed (no network to the Debian mirror?)"
-    touch "$a/lists/.updated"
-  fi
+  PRIVATE_APT=$a
 }
+PRIVATE_APT=
 if [[ $SUITE == "$HOST_CODENAME" ]] && apt-cache show --no-all-versions linux-image-amd64 >/dev/null 2>&1; then
   log "using the host's apt configuration (host suite $HOST_CODENAME)"
   APT_OPTS=("${SANDBOX_OPTS[@]+"${SANDBOX_OPTS[@]}"}")
@@ -148,8 +149,14 @@ DEBS=$CACHE/debs
 if [[ ! -e $DEBS/.done || ${GUEST_REFRESH:-0} == 1 ]]; then
   rm -rf "$DEBS" "$CACHE/root"
   mkdir -p "$DEBS"
+  if [[ -n $PRIVATE_APT ]]; then
+    log "apt-get update (private lists in $PRIVATE_APT)"
+    apt-get "${APT_OPTS[@]}" -q update >&2 \
+      || die_fetch "apt-get update for suite $SUITE failed (no network to the Debian mirror?)"
+  fi
   # Follow Depends from the meta package linux-image-amd64: 6.x -> linux-image-<ver>-amd64;
-  # 7.x -> linux-image-<ver> (meta) -> linux-binary-<ver> + linux-modules-<ver>.
+  # 7.x -> linux-image-<ver> (meta) -> linux-binary-<ver> (bzImage) + linux-modules-<ver> +
+  # linux-base-<ver> (modules.builtin, modules.order).
   queue=(linux-image-amd64)
   declare -A seen=()
   pkgs=()
@@ -160,14 +167,14 @@ if [[ ! -e $DEBS/.done || ${GUEST_REFRESH:-0} == 1 ]]; then
       [[ -n ${seen[$p]:-} ]] && continue
       seen[$p]=1
       info=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$p" 2>/dev/null) \
-        || die "apt-cache cannot find $p for suite $SUITE (run apt-get update?)"
+        || die_fetch "apt-cache cannot find $p for suite $SUITE (run apt-get update?)"
       ver=$(sed -n 's/^Version: //p' <<<"$info" | head -n1)
       log "package $p $ver"
       [[ $p == linux-image-amd64 ]] || pkgs+=("$p=$ver")
       deps=$(sed -n 's/^Depends: //p' <<<"$info" | head -n1)
       while IFS= read -r d; do
         d=${d%%|*}; d=${d%%(*}; d=${d// /}; d=${d%%:*}
-        [[ $d =~ ^linux-(image|binary|modules)- ]] && next+=("$d")
+        [[ $d =~ ^linux-(image|binary|modules|base)- ]] && next+=("$d")
       done < <(tr ',' '\n' <<<"$deps")
     done
     queue=("${next[@]+"${next[@]}"}")
@@ -176,7 +183,7 @@ if [[ ! -e $DEBS/.done || ${GUEST_REFRESH:-0} == 1 ]]; then
   [[ ${#pkgs[@]} -gt 0 ]] || die "linux-image-amd64 of $SUITE depends on no linux-image/binary/modules package"
   log "apt-get download ${pkgs[*]}"
   (cd "$DEBS" && apt-get "${APT_OPTS[@]}" -q download "${pkgs[@]}" >&2) \
-    || die "apt-get download ${pkgs[*]} failed"
+    || die_fetch "apt-get download ${pkgs[*]} failed"
   printf '%s\n' "${pkgs[@]}" >"$DEBS/packages.txt"
   touch "$DEBS/.done"
 fi
@@ -192,12 +199,16 @@ if [[ ! -e $ROOT/.done ]]; then
   done
   touch "$ROOT/.done"
 fi
+# the bzImage: /boot/vmlinuz-<ver> (6.x), or /usr/lib/modules/<ver>/vmlinuz (7.x linux-binary-*)
 shopt -s nullglob
-images=("$ROOT"/boot/vmlinuz-*)
+images=("$ROOT"/boot/vmlinuz-* "$ROOT"/usr/lib/modules/*/vmlinuz "$ROOT"/lib/modules/*/vmlinuz)
 shopt -u nullglob
-[[ ${#images[@]} -eq 1 ]] || die "expected exactly one /boot/vmlinuz-* in the packages, found ${#images[@]}"
+[[ ${#images[@]} -eq 1 ]] || die "expected exactly one kernel image (boot/vmlinuz-* or lib/modules/*/vmlinuz) in the packages, found ${#images[@]}: ${images[*]-}"
 BZIMAGE=${images[0]}
-KVER=${BZIMAGE##*/vmlinuz-}
+case $BZIMAGE in
+  */boot/vmlinuz-*) KVER=${BZIMAGE##*/vmlinuz-} ;;
+  *) KVER=$(basename "$(dirname "$BZIMAGE")") ;;
+esac
 if [[ -d $ROOT/usr/lib/modules/$KVER ]]; then MODBASE=$ROOT/usr   # merged /usr (6.12+)
 elif [[ -d $ROOT/lib/modules/$KVER ]]; then MODBASE=$ROOT
 else die "no lib/modules/$KVER in the packages"; fi

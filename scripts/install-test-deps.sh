@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# scripts/install-test-deps.sh
+#
+# Installs the Debian packages the guest integration tests need (QEMU, busybox-static, kmod,
+# compressors, gcc for the static guest test program), then builds the test guests with
+# tests/guest/build-guest.sh into .work/guest (repo-relative, git-ignored):
+#   .work/guest/bookworm/{vmlinux,initramfs.cpio.gz}   Debian 12 kernel (6.1)  - required
+#   .work/guest/trixie/{vmlinux,initramfs.cpio.gz}     Debian 13 kernel (6.12) - see below
+#
+# As root: `apt-get update` + `apt-get install -y --no-install-recommends ...` (skipped when
+# everything is already installed). Not root: prints the exact apt-get line to run and installs
+# nothing; the guests are still built when the tools happen to be there already.
+#
+# Failures: bookworm is always a hard error. trixie: when its kernel could not be fetched
+# (build-guest.sh exit 4: mirror unreachable, package gone) it is a hard error only in CI
+# (CI=true) and a warning elsewhere; any other trixie build error is a hard error (a bug).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PACKAGES=(
+  qemu-system-x86 busybox-static cpio kmod gzip xz-utils zstd gcc libc6-dev linux-libc-dev
+  binutils debian-archive-keyring ca-certificates
+)
+APT_LINE="apt-get install -y --no-install-recommends ${PACKAGES[*]}"
+
+log() { echo "[install-test-deps] $*"; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  log "all packages already installed: ${PACKAGES[*]}"
+elif [[ $(id -u) != 0 ]]; then
+  log "not root: not installing. Missing: ${missing[*]}. Run as root:"
+  echo "apt-get update && $APT_LINE"
+  exit 0
+else
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  $APT_LINE
+fi
+
+OUT=$ROOT/.work/guest
+rc=0
+log "building the bookworm guest (Debian 12, Linux 6.1) into $OUT"
+if ! bash "$ROOT/tests/guest/build-guest.sh" "$OUT" bookworm; then
+  log "ERROR: the bookworm guest could not be built (see above)"
+  exit 1
+fi
+
+log "building the trixie guest (Debian 13, Linux 6.12) into $OUT"
+set +e
+bash "$ROOT/tests/guest/build-guest.sh" "$OUT" trixie
+trc=$?
+set -e
+case $trc in
+  0) log "trixie guest ready" ;;
+  4)
+    if [[ ${CI:-} == true ]]; then
+      log "ERROR: the trixie kernel could not be fetched from the Debian mirror, and this is CI (CI=true): failing"
+      rc=1
+    else
+      log "WARNING: the trixie kernel could not be fetched from the Debian mirror; tests on Linux 6.12 will be skipped (not CI, so not an error)"
+    fi
+    ;;
+  *)
+    log "ERROR: the trixie kernel was fetched but the guest build failed (exit $trc): see above"
+    rc=1
+    ;;
+esac
+
+for s in bookworm trixie; do
+  [[ -s $OUT/$s/vmlinux && -s $OUT/$s/initramfs.cpio.gz ]] &&
+    log "$s: $(cat "$OUT/$s/kernel-version") -> $OUT/$s/{vmlinux,initramfs.cpio.gz}"
+done
+exit $rc
