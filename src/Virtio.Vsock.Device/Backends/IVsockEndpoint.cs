@@ -1,0 +1,48 @@
+namespace Virtio.Vsock.Device;
+
+/// <summary>
+/// The host side of one connection, driven by the device loop. Every method is called on the loop thread
+/// and must not block: I/O that cannot proceed returns <see cref="EndpointStatus.WouldBlock"/>, and after
+/// <see cref="RequestReadable"/> / <see cref="RequestWritable"/> the endpoint calls the matching
+/// <see cref="IVsockEndpointEvents"/> method once (from any thread) when it may proceed.
+/// </summary>
+public interface IVsockEndpoint
+{
+    /// <summary>The connection is established; from now on the endpoint may signal <paramref name="events"/>.</summary>
+    /// <param name="events">Readiness callbacks.</param>
+    void Start(IVsockEndpointEvents events);
+
+    /// <summary>Guest-to-host data straight from a TX packet's payload, from <paramref name="offset"/> to its end.</summary>
+    /// <param name="packet">A parsed TX packet.</param>
+    /// <param name="offset">The first payload byte to write.</param>
+    /// <param name="boundary">For SEQPACKET: the flags of the message end that follows the last byte, if all are taken.</param>
+    /// <returns>The bytes taken (possibly fewer), or why none.</returns>
+    EndpointResult Write(VsockPacket packet, int offset, SeqPacketFlags boundary);
+
+    /// <summary>Guest-to-host data buffered earlier by the connection.</summary>
+    /// <param name="data">The bytes.</param>
+    /// <param name="boundary">For SEQPACKET: the flags of the message end that follows the last byte, if all are taken.</param>
+    /// <returns>The bytes taken (possibly fewer), or why none.</returns>
+    EndpointResult Write(ReadOnlySpan<byte> data, SeqPacketFlags boundary);
+
+    /// <summary>Host-to-guest data straight into an RX packet's data buffer (at its start).</summary>
+    /// <param name="packet">A parsed RX packet.</param>
+    /// <param name="maxBytes">The most bytes to read (within the packet's capacity and the guest's credit).</param>
+    /// <returns>The bytes read and, for SEQPACKET, <see cref="SeqPacketFlags"/> when they end a message;
+    /// <see cref="EndpointStatus.EndOfStream"/> when the host shut down sending; <see cref="EndpointStatus.Closed"/>
+    /// when the host closed entirely.</returns>
+    EndpointResult Read(VsockPacket packet, int maxBytes);
+
+    /// <summary>Asks for one <see cref="IVsockEndpointEvents.Readable"/> when data, EOF or an error is there (immediately if already so).</summary>
+    void RequestReadable();
+
+    /// <summary>Asks for one <see cref="IVsockEndpointEvents.Writable"/> when a write may take bytes (immediately if already so).</summary>
+    void RequestWritable();
+
+    /// <summary>The guest will send no more: the host peer sees end of stream after the data already written.</summary>
+    void ShutdownSend();
+
+    /// <summary>The connection is over; release everything. Idempotent.</summary>
+    /// <param name="abort"><see langword="true"/> for a reset (the host peer sees an error), <see langword="false"/> for an orderly close.</param>
+    void Close(bool abort);
+}

@@ -1,0 +1,308 @@
+using System.Diagnostics;
+
+namespace Virtio.Vsock.Device;
+
+/// <summary>
+/// The connection engine's switchboard: routes each guest packet to its connection, creates connections
+/// (guest REQUEST, host connect), applies the RST rules for packets nobody owns, and decides which
+/// connection fills the next RX buffer.
+/// </summary>
+/// <remarks>
+/// <para><b>Owns:</b> the connection table keyed by <see cref="ConnectionKey"/>, the fair round-robin queue of
+/// connections with packets to send, the bounded ring of RSTs owed for unknown connections, the connection
+/// timers and host-side port allocation.</para>
+/// <para><b>RST rules:</b> an unknown or un-negotiated <c>type</c>, a REQUEST nobody can take (no backend
+/// answer, connection limit), and any packet of an unknown connection get RST, unless the packet is itself
+/// an RST. Packets with a source CID other than the guest's are dropped (counted).</para>
+/// <para><b>Must never:</b> touch queues or guest memory beyond the packet objects it is handed, grow without
+/// bound (connections are capped, the RST ring is fixed and TX pauses while it is full), or run on any
+/// thread but the device loop.</para>
+/// </remarks>
+internal sealed class VsockMuxer
+{
+    private readonly Dictionary<ConnectionKey, VsockConnection> _connections = [];
+    private readonly Queue<VsockConnection> _rxQueue = new();
+    private readonly PriorityQueue<VsockConnection, long> _timers = new();
+    private readonly VsockHeader[] _pendingResets;
+    private int _resetFirst;
+    private int _resetCount;
+    private uint _nextLocalPort = 1u << 30;
+
+    /// <summary>Creates the muxer.</summary>
+    /// <param name="options">The device options (validated).</param>
+    /// <param name="backend">The host backend.</param>
+    /// <param name="loop">The device loop.</param>
+    /// <param name="metrics">The device counters.</param>
+    public VsockMuxer(VsockDeviceOptions options, IVsockBackend backend, DeviceEventLoop loop, VsockMetrics metrics)
+    {
+        Options = options;
+        Backend = backend;
+        Loop = loop;
+        Metrics = metrics;
+        _pendingResets = new VsockHeader[options.MaxPendingResets];
+    }
+
+    /// <summary>The options.</summary>
+    public VsockDeviceOptions Options { get; }
+
+    /// <summary>The backend.</summary>
+    public IVsockBackend Backend { get; }
+
+    /// <summary>The loop.</summary>
+    public DeviceEventLoop Loop { get; }
+
+    /// <summary>The counters.</summary>
+    public VsockMetrics Metrics { get; }
+
+    /// <summary>The negotiated feature word (decides which socket types are valid).</summary>
+    public ulong Features { get; set; }
+
+    /// <summary>Whether the reset ring is full: TX must pause until RX drains it.</summary>
+    public bool ResetQueueFull => _resetCount == _pendingResets.Length;
+
+    /// <summary>The number of live connections (any state but closed).</summary>
+    public int ConnectionCount => _connections.Count;
+
+    /// <summary>Whether anything waits for an RX buffer.</summary>
+    public bool HasRxWork => _resetCount > 0 || _rxQueue.Count > 0;
+
+    /// <summary>The earliest timer deadline, or <see cref="long.MaxValue"/>.</summary>
+    public long NextDeadline => _timers.TryPeek(out _, out long deadline) ? deadline : long.MaxValue;
+
+    // ---------------------------------------------------------------- TX
+
+    /// <summary>Handles one packet the guest sent.</summary>
+    /// <param name="packet">The parsed packet.</param>
+    /// <param name="now">The current timestamp.</param>
+    public void HandleTx(VsockPacket packet, long now)
+    {
+        Interlocked.Increment(ref Metrics.TxPacketsField);
+        if (packet.SrcCid != Options.GuestCid)
+        {
+            Interlocked.Increment(ref Metrics.DroppedPacketsField);
+            return;
+        }
+
+        VsockOp op = packet.Op;
+        VsockType type = packet.Type;
+        if (!TypeAllowed(type) || packet.DstCid != VsockCid.Host)
+        {
+            ReplyRst(packet);
+            return;
+        }
+
+        var key = new ConnectionKey(packet.DstCid, packet.DstPort, packet.SrcCid, packet.SrcPort);
+        if (_connections.TryGetValue(key, out VsockConnection? connection))
+        {
+            if (connection.Type != type)
+            {
+                if (op != VsockOp.Rst)
+                {
+                    connection.Reset(refused: false);
+                }
+
+                return;
+            }
+
+            connection.HandleGuestPacket(packet, now);
+            return;
+        }
+
+        if (op != VsockOp.Request)
+        {
+            ReplyRst(packet);
+            return;
+        }
+
+        if (_connections.Count >= Options.MaxConnections)
+        {
+            Interlocked.Increment(ref Metrics.ConnectionsRefusedField);
+            ReplyRst(packet);
+            return;
+        }
+
+        connection = new VsockConnection(this, key, type, ConnectionState.Accepting);
+        _connections.Add(key, connection);
+        VsockHeader header = packet.Header;
+        connection.StartAccepting(in header, now);
+    }
+
+    private bool TypeAllowed(VsockType type) => type switch
+    {
+        VsockType.Stream => VsockFeatures.StreamEnabled(Features),
+        VsockType.SeqPacket => VsockFeatures.SeqPacketEnabled(Features),
+        _ => false,
+    };
+
+    /// <summary>Queues an RST answering <paramref name="packet"/>, unless it is an RST itself.</summary>
+    /// <param name="packet">The offending packet.</param>
+    private void ReplyRst(VsockPacket packet)
+    {
+        if (packet.Op == VsockOp.Rst)
+        {
+            Interlocked.Increment(ref Metrics.DroppedPacketsField);
+            return;
+        }
+
+        if (ResetQueueFull)
+        {
+            // The device checks before each TX chain, so this happens only if one chain needs two RSTs.
+            Interlocked.Increment(ref Metrics.DroppedPacketsField);
+            return;
+        }
+
+        int index = (_resetFirst + _resetCount) % _pendingResets.Length;
+        _pendingResets[index] = new VsockHeader
+        {
+            SrcCid = packet.DstCid,
+            DstCid = packet.SrcCid,
+            SrcPort = packet.DstPort,
+            DstPort = packet.SrcPort,
+            Type = packet.Type,
+            Op = VsockOp.Rst,
+        };
+        _resetCount++;
+    }
+
+    // ---------------------------------------------------------------- host connect
+
+    /// <summary>Starts a host-initiated connection (on the loop).</summary>
+    /// <param name="guestPort">The guest port.</param>
+    /// <param name="type">The socket type.</param>
+    /// <param name="endpoint">The host endpoint.</param>
+    /// <param name="completion">Completed with the local port, or failed.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <param name="running">Whether the device's queues run.</param>
+    public void Connect(uint guestPort, VsockType type, IVsockEndpoint endpoint, TaskCompletionSource<uint> completion, CancellationToken cancellationToken, bool running)
+    {
+        if (!running || !TypeAllowed(type))
+        {
+            endpoint.Close(abort: true);
+            completion.TrySetException(new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is not running or the socket type is not negotiated."));
+            return;
+        }
+
+        if (_connections.Count >= Options.MaxConnections)
+        {
+            endpoint.Close(abort: true);
+            Interlocked.Increment(ref Metrics.ConnectionsRefusedField);
+            completion.TrySetException(new VsockConnectException(VsockConnectFailure.NoResources, "The vsock connection limit is reached."));
+            return;
+        }
+
+        ConnectionKey key = default;
+        bool found = false;
+        for (int attempt = 0; attempt < 4096 && !found; attempt++)
+        {
+            uint port = _nextLocalPort++;
+            if (_nextLocalPort == uint.MaxValue)
+            {
+                _nextLocalPort = 1u << 30;
+            }
+
+            key = new ConnectionKey(VsockCid.Host, port, Options.GuestCid, guestPort);
+            found = !_connections.ContainsKey(key);
+        }
+
+        if (!found)
+        {
+            endpoint.Close(abort: true);
+            completion.TrySetException(new VsockConnectException(VsockConnectFailure.NoResources, "No free host port."));
+            return;
+        }
+
+        var connection = new VsockConnection(this, key, type, ConnectionState.Connecting);
+        _connections.Add(key, connection);
+        connection.StartConnecting(endpoint, completion, cancellationToken, Stopwatch.GetTimestamp());
+    }
+
+    // ---------------------------------------------------------------- RX
+
+    /// <summary>Queues <paramref name="connection"/> for RX if it has something to send and is not queued.</summary>
+    /// <param name="connection">The connection.</param>
+    public void ScheduleRx(VsockConnection connection)
+    {
+        if (!connection.InRxQueue && connection.HasRxWork())
+        {
+            connection.InRxQueue = true;
+            _rxQueue.Enqueue(connection);
+        }
+    }
+
+    /// <summary>Fills one RX buffer with the next packet owed to the guest.</summary>
+    /// <param name="rx">A parsed RX packet.</param>
+    /// <returns>The used length, or 0 when nothing was ready (keep the buffer for later).</returns>
+    public uint FillRx(VsockPacket rx)
+    {
+        if (_resetCount > 0)
+        {
+            VsockHeader header = _pendingResets[_resetFirst];
+            _resetFirst = (_resetFirst + 1) % _pendingResets.Length;
+            _resetCount--;
+            rx.SetHeader(in header);
+            Interlocked.Increment(ref Metrics.RstSentField);
+            return VsockHeader.Size;
+        }
+
+        int attempts = _rxQueue.Count;
+        while (attempts-- > 0 && _rxQueue.TryDequeue(out VsockConnection? connection))
+        {
+            connection.InRxQueue = false;
+            uint used = connection.TryProduceRx(rx);
+            ScheduleRx(connection);
+            if (used != 0)
+            {
+                return used;
+            }
+        }
+
+        return 0;
+    }
+
+    // ---------------------------------------------------------------- timers and removal
+
+    /// <summary>Adds a timer entry (stale entries are skipped when they fire).</summary>
+    /// <param name="connection">The connection.</param>
+    /// <param name="deadline">Its deadline.</param>
+    public void AddTimer(VsockConnection connection, long deadline) => _timers.Enqueue(connection, deadline);
+
+    /// <summary>Fires every due timer.</summary>
+    /// <param name="now">The current timestamp.</param>
+    public void RunTimers(long now)
+    {
+        while (_timers.TryPeek(out VsockConnection? connection, out long deadline) && deadline <= now)
+        {
+            _timers.Dequeue();
+            if (connection.State != ConnectionState.Closed && connection.Deadline == deadline)
+            {
+                connection.OnTimer();
+            }
+        }
+    }
+
+    /// <summary>Drops a closed connection from the table.</summary>
+    /// <param name="connection">The connection.</param>
+    public void Forget(VsockConnection connection)
+    {
+        if (_connections.TryGetValue(connection.Key, out VsockConnection? current) && ReferenceEquals(current, connection))
+        {
+            _connections.Remove(connection.Key);
+        }
+    }
+
+    /// <summary>Removes every connection without telling the guest, and drops owed RSTs (transport or device reset).</summary>
+    public void ResetAll()
+    {
+        var all = new List<VsockConnection>(_connections.Values);
+        foreach (VsockConnection connection in all)
+        {
+            connection.Remove(orderly: false);
+        }
+
+        _connections.Clear();
+        _rxQueue.Clear();
+        _timers.Clear();
+        _resetCount = 0;
+        _resetFirst = 0;
+    }
+}

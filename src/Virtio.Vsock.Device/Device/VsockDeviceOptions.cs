@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Logging;
+
+namespace Virtio.Vsock.Device;
+
+/// <summary>Configuration of a <see cref="VsockDevice"/>. Validated when the device is created.</summary>
+public sealed class VsockDeviceOptions
+{
+    /// <summary>The guest's context id (config space <c>guest_cid</c>). Reserved CIDs (0, 1, 2, 0xffffffff, above 32 bits) are rejected.</summary>
+    public ulong GuestCid { get; set; } = 3;
+
+    /// <summary>The receive buffer we advertise per connection (<c>buf_alloc</c>), and the most guest-to-host
+    /// bytes we ever hold for one connection. Default 64 KiB; 4 KiB to 16 MiB.</summary>
+    public uint BufferSize { get; set; } = 64 * 1024;
+
+    /// <summary>The largest payload of one packet, either direction (<c>max_data_size</c>). Default 64 KiB.</summary>
+    public uint MaxPacketData { get; set; } = 64 * 1024;
+
+    /// <summary>The most connections at once, either direction; requests beyond it get RST. Default 1023 (Firecracker's).</summary>
+    public int MaxConnections { get; set; } = 1023;
+
+    /// <summary>How long a connection attempt may wait for the other side. Default 2 s.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a close may wait for the peer's RST or for buffered data to drain. Default 2 s.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The most RSTs for unknown connections held while the guest posts no RX buffers; TX processing
+    /// pauses when it is full. Default 256.</summary>
+    public int MaxPendingResets { get; set; } = 256;
+
+    /// <summary>The most TX chains handled per loop turn before other work gets a chance. Default 256.</summary>
+    public int TxBatch { get; set; } = 256;
+
+    /// <summary>The most messages a SEQPACKET connection buffers toward a slow host. Default 256.</summary>
+    public int MaxBufferedMessages { get; set; } = 256;
+
+    /// <summary>Optional logger.</summary>
+    public ILogger? Logger { get; set; }
+
+    internal void Validate()
+    {
+        if (!VsockCid.IsValidGuestCid(GuestCid))
+        {
+            throw new ArgumentOutOfRangeException(nameof(GuestCid), GuestCid, "Reserved or out-of-range guest CID (must be 3..0xfffffffe).");
+        }
+
+        if (BufferSize < 4096 || BufferSize > 16 * 1024 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BufferSize), BufferSize, "Buffer size must be 4 KiB to 16 MiB.");
+        }
+
+        if (MaxPacketData < 4096 || MaxPacketData > 16 * 1024 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxPacketData), MaxPacketData, "Max packet data must be 4 KiB to 16 MiB.");
+        }
+
+        if (MaxConnections < 1 || MaxPendingResets < 1 || TxBatch < 1 || MaxBufferedMessages < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConnections), "Limits must be positive.");
+        }
+
+        if (ConnectTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), "Timeouts must be positive.");
+        }
+    }
+}
