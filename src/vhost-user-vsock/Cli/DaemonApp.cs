@@ -1,0 +1,133 @@
+using System.CommandLine;
+using System.Reflection;
+using Microsoft.Extensions.Logging;
+using VhostUserVsock.Configuration;
+
+namespace VhostUserVsock.Cli;
+
+/// <summary>
+/// The whole daemon process: parses the command line, validates the configuration (each problem
+/// a single line on stderr and <see cref="ExitCodes.Usage"/>, no stack trace), sets up logging
+/// and signal handling, and runs the VMs on the <see cref="IVmServer"/> the factory returns
+/// through a <see cref="DaemonHost"/>.
+/// </summary>
+public sealed partial class DaemonApp
+{
+    /// <summary>The program name that starts error lines.</summary>
+    public const string ProgramName = "vhost-user-vsock";
+
+    private readonly Func<DaemonConfig, IVmServer> _serverFactory;
+
+    /// <summary>Creates the app.</summary>
+    /// <param name="serverFactory">Creates the server for a validated configuration (called once, after validation).</param>
+    public DaemonApp(Func<DaemonConfig, IVmServer> serverFactory)
+    {
+        ArgumentNullException.ThrowIfNull(serverFactory);
+        _serverFactory = serverFactory;
+    }
+
+    /// <summary>Where help and the version go (default: stdout).</summary>
+    public TextWriter Output { get; init; } = Console.Out;
+
+    /// <summary>Where error lines go (default: stderr).</summary>
+    public TextWriter Error { get; init; } = Console.Error;
+
+    /// <summary>Where sockets go when no VM is given (default: from <c>XDG_RUNTIME_DIR</c>).</summary>
+    public DefaultPaths Defaults { get; init; } = DefaultPaths.FromEnvironment();
+
+    /// <summary>How socket paths are examined.</summary>
+    public IFileSystemProbe Probe { get; init; } = UnixFileSystemProbe.Instance;
+
+    /// <summary>Whether SIGINT and SIGTERM stop the daemon gracefully (the real process: yes; in-process tests: no).</summary>
+    public bool HandleSignals { get; init; }
+
+    /// <summary>Creates the logger factory for a level (default: <see cref="ConsoleLogging.Create"/>).</summary>
+    public Func<LogLevel, ILoggerFactory> CreateLoggerFactory { get; init; } = ConsoleLogging.Create;
+
+    /// <summary>How long VMs get to stop once asked.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Runs the daemon with these arguments until it is stopped.</summary>
+    /// <param name="args">The arguments, without the program name.</param>
+    /// <param name="stop">Stops the daemon as SIGTERM would.</param>
+    /// <returns>The exit code (<see cref="ExitCodes"/>).</returns>
+    public async Task<int> RunAsync(IReadOnlyList<string> args, CancellationToken stop = default)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        try
+        {
+            var commandLine = new DaemonCommandLine(Defaults);
+            commandLine.Command.SetAction((parseResult, _) => ServeAsync(commandLine, parseResult, stop));
+            ParseResult parseResult = commandLine.Parse(args);
+            if (parseResult.Errors.Count > 0)
+            {
+                WriteError($"{parseResult.Errors[0].Message} (see --help)");
+                return ExitCodes.Usage;
+            }
+
+            var invocation = new InvocationConfiguration
+            {
+                Output = Output,
+                Error = Error,
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null,
+            };
+            return await parseResult.InvokeAsync(invocation, stop).ConfigureAwait(false);
+        }
+        catch (ConfigurationException ex)
+        {
+            WriteError(ex.Message);
+            return ExitCodes.Usage;
+        }
+        catch (Exception ex)
+        {
+            WriteError($"unexpected error: {ex.GetType().Name}: {ex.Message}");
+            return ExitCodes.Failure;
+        }
+    }
+
+    /// <summary>The version shown by <c>--version</c> and logged at start.</summary>
+    /// <returns>The informational version of this assembly.</returns>
+    public static string Version() =>
+        typeof(DaemonApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(DaemonApp).Assembly.GetName().Version?.ToString()
+        ?? "unknown";
+
+    private async Task<int> ServeAsync(DaemonCommandLine commandLine, ParseResult parseResult, CancellationToken stop)
+    {
+        DaemonConfig config;
+        try
+        {
+            config = commandLine.ToConfig(parseResult);
+            if (config.Source == ConfigSource.Defaults)
+            {
+                commandLine.Defaults.EnsureDirectoryExists();
+            }
+
+            ConfigValidator.Validate(config, Probe);
+        }
+        catch (ConfigurationException ex)
+        {
+            WriteError(ex.Message);
+            return ExitCodes.Usage;
+        }
+
+        using ILoggerFactory logs = CreateLoggerFactory(config.LogLevel);
+        ILogger logger = logs.CreateLogger<DaemonApp>();
+        using var stopSource = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        using ShutdownSignals? signals = HandleSignals ? ShutdownSignals.Register(stopSource, logger) : null;
+        LogStarting(logger, Version(), Environment.ProcessId, config.Vms.Length, config.Source);
+        IVmServer server = _serverFactory(config);
+        var host = new DaemonHost(config, server, logs, Probe) { ShutdownTimeout = ShutdownTimeout };
+        return await host.RunAsync(stopSource.Token).ConfigureAwait(false);
+    }
+
+    private void WriteError(string message)
+    {
+        Error.WriteLine($"{ProgramName}: error: {ConfigText.OneLine(message)}");
+        Error.Flush();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vhost-user-vsock {Version} (pid {ProcessId}) serving {Count} VM(s) from {Source}")]
+    private static partial void LogStarting(ILogger logger, string version, int processId, int count, ConfigSource source);
+}

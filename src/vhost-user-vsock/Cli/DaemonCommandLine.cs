@@ -1,0 +1,149 @@
+using System.Collections.Immutable;
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using VhostUserVsock.Configuration;
+
+namespace VhostUserVsock.Cli;
+
+/// <summary>
+/// The daemon's command line (System.CommandLine) and its translation into a
+/// <see cref="DaemonConfig"/>. Accepts rust-vmm vhost-device-vsock's forms unchanged: the one-VM
+/// options, one or more <c>--vm key=value,…</c>, or <c>--config FILE</c>; these forms do not mix.
+/// With none of them it serves one VM with the defaults of <see cref="DefaultPaths"/>.
+/// </summary>
+public sealed class DaemonCommandLine
+{
+    /// <summary>The root command's description, the first part of <c>--help</c>.</summary>
+    public const string Description =
+        "A vhost-user virtio-vsock device backend: QEMU's vhost-user-vsock-pci (or another vhost-user\n"
+        + "frontend) connects to it, and guest AF_VSOCK sockets are bridged to Unix sockets on the host.\n"
+        + "A drop-in replacement for rust-vmm's vhost-device-vsock: the same options, --vm syntax and\n"
+        + "config file. Several VMs can be served by one process.";
+
+    /// <summary>Creates the command line.</summary>
+    /// <param name="defaults">Where the sockets go when no VM is given.</param>
+    public DaemonCommandLine(DefaultPaths defaults)
+    {
+        ArgumentNullException.ThrowIfNull(defaults);
+        Defaults = defaults;
+        Command = new RootCommand(Description);
+        foreach (Option option in Options.All)
+        {
+            Command.Options.Add(option);
+        }
+
+        Command.Directives.Clear();
+        foreach (Option option in Command.Options)
+        {
+            switch (option)
+            {
+                case VersionOption version:
+                    version.Aliases.Add("-V");
+                    break;
+                case HelpOption help when help.Action is HelpAction helpAction:
+                    help.Action = new HelpWithExamplesAction(helpAction, defaults);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>How arguments are tokenized: no response files, so a value may start with '@'.</summary>
+    public static ParserConfiguration ParserConfiguration { get; } = new() { ResponseFileTokenReplacer = null };
+
+    /// <summary>The options.</summary>
+    public DaemonOptions Options { get; } = new();
+
+    /// <summary>The root command; its action is set by whoever runs it (see <see cref="DaemonApp"/>).</summary>
+    public RootCommand Command { get; }
+
+    /// <summary>Where the sockets go when no VM is given.</summary>
+    public DefaultPaths Defaults { get; }
+
+    /// <summary>Tokenizes and parses the arguments.</summary>
+    /// <param name="args">The arguments, without the program name.</param>
+    /// <returns>The parse result; check its errors before use.</returns>
+    public ParseResult Parse(IReadOnlyList<string> args) => Command.Parse(args, ParserConfiguration);
+
+    /// <summary>Parses the arguments into the daemon's configuration (not yet validated; see <see cref="ConfigValidator"/>).</summary>
+    /// <param name="args">The arguments, without the program name.</param>
+    /// <returns>The configuration.</returns>
+    /// <exception cref="ConfigurationException">The arguments are unusable.</exception>
+    public DaemonConfig ParseConfig(IReadOnlyList<string> args) => ToConfig(Parse(args));
+
+    /// <summary>Translates a parse result into the daemon's configuration (not yet validated).</summary>
+    /// <param name="result">A parse result of <see cref="Command"/>.</param>
+    /// <returns>The configuration.</returns>
+    /// <exception cref="ConfigurationException">The command line has errors or is unusable.</exception>
+    public DaemonConfig ToConfig(ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        if (result.Errors.Count > 0)
+        {
+            throw new ConfigurationException($"{result.Errors[0].Message} (see --help)");
+        }
+
+        foreach (Option<string> forward in new[] { Options.ForwardCid, Options.ForwardListen })
+        {
+            if (IsGiven(result, forward))
+            {
+                _ = VmSettingNames.IsUnsupported(forward.Name[2..], out string? explanation);
+                throw new ConfigurationException($"{forward.Name}: {explanation}");
+            }
+        }
+
+        LogLevel logLevel = IsGiven(result, Options.LogLevel)
+            ? LogLevelNames.Parse(result.GetValue(Options.LogLevel) ?? string.Empty)
+            : LogLevel.Information;
+
+        var singleGiven = Options.SingleVm.Where(entry => IsGiven(result, entry.Option)).ToList();
+        bool vmGiven = IsGiven(result, Options.Vm);
+        bool configGiven = IsGiven(result, Options.Config);
+        if (configGiven && vmGiven)
+        {
+            throw new ConfigurationException("--config cannot be combined with --vm; give the VMs one way");
+        }
+
+        if ((configGiven || vmGiven) && singleGiven.Count > 0)
+        {
+            throw new ConfigurationException(
+                $"{(configGiven ? "--config" : "--vm")} cannot be combined with {singleGiven[0].Option.Name}; "
+                + "describe one VM with --guest-cid/--socket/--uds-path/..., or each VM with its own --vm");
+        }
+
+        if (configGiven)
+        {
+            string path = result.GetValue(Options.Config) ?? string.Empty;
+            return new DaemonConfig { Vms = ConfigFile.Load(path), LogLevel = logLevel, Source = ConfigSource.ConfigFile };
+        }
+
+        if (vmGiven)
+        {
+            string[] arguments = result.GetValue(Options.Vm) ?? [];
+            ImmutableArray<VmConfig> vms = arguments
+                .Select((argument, index) => VmArgumentParser.Parse(
+                    argument,
+                    arguments.Length == 1 ? "--vm" : string.Create(CultureInfo.InvariantCulture, $"--vm #{index + 1}")))
+                .ToImmutableArray();
+            return new DaemonConfig { Vms = vms, LogLevel = logLevel, Source = ConfigSource.VmOptions };
+        }
+
+        if (singleGiven.Count > 0)
+        {
+            var builder = new VmConfigBuilder(VmSettingStyle.Options);
+            foreach ((Option<string> option, VmSetting setting) in singleGiven)
+            {
+                builder.Set(VmSettingNames.Canonical(setting), result.GetValue(option) ?? string.Empty, string.Empty);
+            }
+
+            return new DaemonConfig { Vms = [builder.Build(string.Empty)], LogLevel = logLevel, Source = ConfigSource.SingleVmOptions };
+        }
+
+        return new DaemonConfig { Vms = [Defaults.DefaultVm()], LogLevel = logLevel, Source = ConfigSource.Defaults };
+    }
+
+    private static bool IsGiven(ParseResult result, Option option) =>
+        result.GetResult(option) is { Implicit: false };
+}

@@ -1,0 +1,113 @@
+using System.CommandLine;
+using VhostUserVsock.Configuration;
+
+namespace VhostUserVsock.Cli;
+
+/// <summary>
+/// The daemon's options, named as rust-vmm's vhost-device-vsock names them. Values are read as
+/// text and parsed by the configuration layer, so every bad value gets the same one-line message
+/// whichever form it came in.
+/// </summary>
+public sealed class DaemonOptions
+{
+    /// <summary><c>--guest-cid N</c>: one VM's guest CID.</summary>
+    public Option<string> GuestCid { get; } = new("--guest-cid")
+    {
+        HelpName = "N",
+        Description = "Context id of the guest, which identifies it for the device's lifetime:\n"
+            + "3 to 4294967294 (0, 1, 2 and 4294967295 are reserved). [default: 3]",
+    };
+
+    /// <summary><c>--socket PATH</c>: one VM's vhost-user socket.</summary>
+    public Option<string> Socket { get; } = new("--socket")
+    {
+        HelpName = "PATH",
+        Description = "Unix socket the daemon listens on for the VMM's vhost-user connection\n"
+            + "(QEMU: -chardev socket,id=c0,path=PATH -device vhost-user-vsock-pci,chardev=c0).",
+    };
+
+    /// <summary><c>--uds-path PATH</c>: one VM's host-side Unix socket.</summary>
+    public Option<string> UdsPath { get; } = new("--uds-path")
+    {
+        HelpName = "PATH",
+        Description = "Unix socket for host programs. To reach guest port P, connect to PATH and send\n"
+            + "\"CONNECT P\\n\" (the answer is \"OK <host port>\\n\"). A guest connecting to the host\n"
+            + "(CID 2) port P reaches the Unix socket PATH_P, where a host program listens.",
+    };
+
+    /// <summary><c>--tx-buffer-size BYTES</c>: one VM's per-connection tx buffer.</summary>
+    public Option<string> TxBufferSize { get; } = new("--tx-buffer-size")
+    {
+        HelpName = "BYTES",
+        Description = "Per-connection buffer for data from the guest on its way to a host socket,\n"
+            + "1 to 67108864. [default: 65536]",
+    };
+
+    /// <summary><c>--queue-size N</c>: one VM's largest vring size.</summary>
+    public Option<string> QueueSize { get; } = new("--queue-size")
+    {
+        HelpName = "N",
+        Description = "Largest virtqueue size accepted from the VMM, a power of two up to 32768.\n"
+            + "[default: 1024]",
+    };
+
+    /// <summary><c>--groups A+B</c>: one VM's sibling groups.</summary>
+    public Option<string> Groups { get; } = new("--groups")
+    {
+        HelpName = "A+B",
+        Description = "Groups the VM belongs to, joined by '+'. VMs served by one daemon reach each other\n"
+            + "by CID when they share a group. [default: default]",
+    };
+
+    /// <summary><c>--vm key=value,…</c>: one VM per occurrence.</summary>
+    public Option<string[]> Vm { get; } = new("--vm")
+    {
+        HelpName = "key=value,...",
+        Description = "One VM, as comma-separated key=value pairs; repeat for more VMs:\n"
+            + "  guest-cid=N,socket=PATH,uds-path=PATH[,tx-buffer-size=BYTES][,queue-size=N][,groups=A+B]\n"
+            + "Keys take '-' or '_' (guest_cid, uds_path, ...). socket and uds-path are required,\n"
+            + "the rest default as the options above. Cannot be combined with the one-VM options.",
+    };
+
+    /// <summary><c>--config FILE</c>: VMs from a YAML file.</summary>
+    public Option<string> Config { get; } = new("--config")
+    {
+        HelpName = "FILE",
+        Description = "Read the VMs from a YAML file in rust-vmm vhost-device-vsock's format:\n"
+            + "  vms:\n"
+            + "    - guest_cid: 3\n"
+            + "      socket: /tmp/vhost3.socket\n"
+            + "      uds_path: /tmp/vm3.vsock\n"
+            + "      groups: group1+groupA\n"
+            + "Same keys as --vm. Cannot be combined with --vm or the one-VM options.",
+    };
+
+    /// <summary><c>--log-level LEVEL</c>.</summary>
+    public Option<string> LogLevel { get; } = new("--log-level")
+    {
+        HelpName = "LEVEL",
+        Description = "Least severe messages logged (to stderr): " + LogLevelNames.Documented + ".\n"
+            + "[default: information]",
+    };
+
+    /// <summary><c>--forward-cid</c>: rust-vmm's vsock forwarding backend, recognised only to be refused clearly.</summary>
+    public Option<string> ForwardCid { get; } = new("--forward-cid") { Hidden = true };
+
+    /// <summary><c>--forward-listen</c>: rust-vmm's vsock forwarding backend, recognised only to be refused clearly.</summary>
+    public Option<string> ForwardListen { get; } = new("--forward-listen") { Hidden = true };
+
+    /// <summary>The options that describe the one VM of the one-VM form, with the setting each sets.</summary>
+    public IReadOnlyList<(Option<string> Option, VmSetting Setting)> SingleVm =>
+    [
+        (GuestCid, VmSetting.GuestCid),
+        (Socket, VmSetting.Socket),
+        (UdsPath, VmSetting.UdsPath),
+        (TxBufferSize, VmSetting.TxBufferSize),
+        (QueueSize, VmSetting.QueueSize),
+        (Groups, VmSetting.Groups),
+    ];
+
+    /// <summary>Every option, in help order.</summary>
+    public IReadOnlyList<Option> All =>
+        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, ForwardCid, ForwardListen];
+}

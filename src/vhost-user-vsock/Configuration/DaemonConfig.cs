@@ -1,0 +1,52 @@
+using System.Collections.Immutable;
+using Microsoft.Extensions.Logging;
+
+namespace VhostUserVsock.Configuration;
+
+/// <summary>
+/// Everything the daemon runs with: the VMs it serves (in the order given) and its log level.
+/// Equal when the VM lists are equal in order and the other settings are equal.
+/// </summary>
+public sealed record DaemonConfig
+{
+    /// <summary>The VMs to serve, each on its own vhost-user socket; at least one after parsing.</summary>
+    public required ImmutableArray<VmConfig> Vms { get; init; }
+
+    /// <summary>The least severe log level written (<c>--log-level</c>; default <see cref="LogLevel.Information"/>).</summary>
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    /// <summary>Where the VMs came from.</summary>
+    public ConfigSource Source { get; init; } = ConfigSource.Programmatic;
+
+    /// <summary>The other VMs <paramref name="vm"/> may reach by CID: those sharing a group with it.</summary>
+    /// <param name="vm">One of <see cref="Vms"/>.</param>
+    /// <returns>The siblings of <paramref name="vm"/>, in configuration order, without <paramref name="vm"/> itself.</returns>
+    public IEnumerable<VmConfig> SiblingsOf(VmConfig vm)
+    {
+        ArgumentNullException.ThrowIfNull(vm);
+        return Vms.Where(other => other.GuestCid != vm.GuestCid && other.SharesGroupWith(vm));
+    }
+
+    /// <summary>Whether the VM lists are equal in order and the log level and source are equal.</summary>
+    /// <param name="other">The other configuration.</param>
+    /// <returns><see langword="true"/> when equal.</returns>
+    public bool Equals(DaemonConfig? other) =>
+        other is not null
+        && LogLevel == other.LogLevel
+        && Source == other.Source
+        && Vms.SequenceEqual(other.Vms);
+
+    /// <inheritdoc/>
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.Add(LogLevel);
+        hash.Add(Source);
+        foreach (VmConfig vm in Vms)
+        {
+            hash.Add(vm);
+        }
+
+        return hash.ToHashCode();
+    }
+}
