@@ -10,8 +10,9 @@ namespace Virtio.Queue;
 /// <remarks>
 /// <para><b>Design.</b> A value type holding everything it needs (the guest memory, the mapped descriptor
 /// table, the queue size and whether indirect descriptors were negotiated), so popping and walking a chain
-/// never allocates. Copying the struct copies the cursor: walk a copy to measure a chain and the original
-/// is still at its start (see <see cref="Measure"/>).</para>
+/// never allocates. Copying the struct copies the cursor, so a copy can be walked independently;
+/// <see cref="Rewind"/> gives a cursor back at the head, and <see cref="Measure"/> walks the whole chain
+/// without moving this one.</para>
 /// <para><b>Rules.</b> <see cref="TryNext"/> reads each descriptor once into a <see cref="Descriptor"/>
 /// snapshot and checks the snapshot: head and <c>next</c> indices below the queue size (or the indirect
 /// table size); at most as many buffer descriptors as the queue size, indirect entries included (more means
@@ -71,7 +72,8 @@ public struct DescriptorChain
     public readonly GuestMemory? Memory => _memory;
 
     /// <summary>Moves to the next buffer descriptor of the chain.</summary>
-    /// <param name="descriptor">The descriptor (an indirect table is entered transparently), or default.</param>
+    /// <param name="descriptor">The descriptor (an indirect table is entered transparently); on a buffer-range or
+    /// readable-after-writable error, the offending descriptor (so callers can name its address); else default.</param>
     /// <param name="error">Why the walk stopped, or <see cref="QueueError.None"/> at the regular end.</param>
     /// <returns><see langword="true"/> with a checked descriptor; <see langword="false"/> at the end or on error.</returns>
     public bool TryNext(out Descriptor descriptor, out QueueError error)
@@ -150,12 +152,15 @@ public struct DescriptorChain
         }
         else if (_sawWritable)
         {
+            descriptor = current;
             return Fail(QueueError.ReadableAfterWritable, out error);
         }
 
         QueueError range = CheckBuffer(memory, current.Address, current.Length);
         if (range != QueueError.None)
         {
+            // Hand the offending descriptor out, so the caller can name the bad address.
+            descriptor = current;
             return Fail(range, out error);
         }
 
@@ -173,16 +178,21 @@ public struct DescriptorChain
         return true;
     }
 
+    /// <summary>A fresh cursor over the same chain, positioned at its head (this one does not move).</summary>
+    /// <returns>The rewound chain.</returns>
+    public readonly DescriptorChain Rewind() =>
+        _memory is null ? default : new DescriptorChain(_memory, _table, _queueSize, _headIndex, _indirectAllowed);
+
     /// <summary>
-    /// Walks a copy of the chain to its end, checking every descriptor, and sums its readable and writable
-    /// bytes. This chain's own cursor does not move.
+    /// Walks a fresh copy of the whole chain, from its head, checking every descriptor, and sums its readable
+    /// and writable bytes. This chain's own cursor does not move.
     /// </summary>
     /// <param name="readableBytes">Total length of the device-readable descriptors.</param>
     /// <param name="writableBytes">Total length of the device-writable descriptors.</param>
     /// <returns>The first broken rule, or <see cref="QueueError.None"/> for a valid chain.</returns>
     public readonly QueueError Measure(out ulong readableBytes, out ulong writableBytes)
     {
-        DescriptorChain copy = this;
+        DescriptorChain copy = Rewind();
         readableBytes = 0;
         writableBytes = 0;
         while (copy.TryNext(out Descriptor descriptor, out _))
