@@ -1,0 +1,55 @@
+using Virtio.Vsock;
+
+namespace Virtio.Vsock.Device.Backends.Unix;
+
+/// <summary>
+/// Settings of one <see cref="HybridVsockListener"/>. Owns configuration values only; must never
+/// be changed after the listener started (it copies what it needs at start).
+/// </summary>
+public sealed class HybridVsockListenerOptions
+{
+    /// <summary>The default handshake deadline (5 s from accept to <c>\n</c>).</summary>
+    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The socket path to listen on: the backend's <c>uds_path</c> for SOCK_STREAM, and by convention
+    /// <see cref="UnixBackendPaths.SeqPacketListenerPath"/> for SOCK_SEQPACKET.
+    /// </summary>
+    public required string Path { get; init; }
+
+    /// <summary>The socket type: <see cref="VsockType.Stream"/> (default) or <see cref="VsockType.SeqPacket"/>.</summary>
+    public VsockType SocketType { get; init; } = VsockType.Stream;
+
+    /// <summary>
+    /// How long a host connection has, from accept, to deliver its whole <c>CONNECT</c> line
+    /// (a total deadline, not an idle timeout, so a peer trickling one byte at a time is cut off too).
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; init; } = DefaultHandshakeTimeout;
+
+    /// <summary>
+    /// How many accepted connections may be reading their <c>CONNECT</c> line (or waiting for room in
+    /// the request queue) at once. When all are busy the listener stops accepting, and further
+    /// connections wait in the kernel's backlog. Default 64.
+    /// </summary>
+    public int MaxPendingHandshakes { get; init; } = 64;
+
+    /// <summary>How many completed requests may wait for the engine. Default 64.</summary>
+    public int MaxQueuedRequests { get; init; } = 64;
+
+    /// <summary>The <c>listen()</c> backlog. Default 128.</summary>
+    public int Backlog { get; init; } = 128;
+
+    /// <summary>
+    /// Called (on a thread-pool thread) after each request is queued: the "backend has work" signal
+    /// for a device that does not await <see cref="HybridVsockListener.Requests"/>. Must not block;
+    /// exceptions it throws are swallowed.
+    /// </summary>
+    public Action? RequestAvailable { get; init; }
+
+    /// <summary>
+    /// Called (on a thread-pool thread) for each rejected host connection, with the reason and, for
+    /// <see cref="HandshakeFailure.InvalidCommand"/>, the parser's detail. For logging; must not block;
+    /// exceptions it throws are swallowed.
+    /// </summary>
+    public Action<HandshakeFailure, ConnectCommandError>? HandshakeFailed { get; init; }
+}
