@@ -24,7 +24,7 @@ public struct DescriptorChainReader
     private QueueError _error;
 
     /// <summary>Creates a reader at the start of the chain's readable part.</summary>
-    /// <param name="chain">The chain, positioned at its head (the caller's copy does not move).</param>
+    /// <param name="chain">The chain; it is read from its head wherever its cursor is (the caller's copy does not move).</param>
     public DescriptorChainReader(DescriptorChain chain)
     {
         _error = chain.Measure(out _remaining, out _);
@@ -33,7 +33,7 @@ public struct DescriptorChainReader
             _remaining = 0;
         }
 
-        _cursor = new ChainCursor(chain, writable: false);
+        _cursor = new ChainCursor(chain.Rewind(), writable: false);
         _bytesRead = 0;
     }
 

@@ -25,12 +25,12 @@ public struct DescriptorChainWriter
     private QueueError _error;
 
     /// <summary>Creates a writer at the start of the chain's writable part.</summary>
-    /// <param name="chain">The chain, positioned at its head (the caller's copy does not move).</param>
+    /// <param name="chain">The chain; it is read from its head wherever its cursor is (the caller's copy does not move).</param>
     public DescriptorChainWriter(DescriptorChain chain)
     {
         _error = chain.Measure(out _, out ulong writable);
         _remaining = _error == QueueError.None ? Math.Min(writable, uint.MaxValue) : 0;
-        _cursor = new ChainCursor(chain, writable: true);
+        _cursor = new ChainCursor(chain.Rewind(), writable: true);
         _bytesWritten = 0;
     }
 

@@ -1,0 +1,142 @@
+using CsCheck;
+using Virtio.Memory;
+using Virtio.Queue.Testing;
+
+namespace Virtio.Queue.Tests.Properties;
+
+/// <summary>Random valid chains built by the test driver come out of the device queue exactly as built.</summary>
+public sealed class ChainRoundTripProperties
+{
+    private const ulong IndirectTables = 0x80000;
+
+    private static readonly Gen<TestBuffer> GenBuffer = Gen.Select(
+        Gen.Int[0x10000, 0x7f000], Gen.Int[0, 4096], Gen.Bool,
+        (address, length, writable) => new TestBuffer(new GuestAddress((ulong)address), (uint)length, writable));
+
+    private static readonly Gen<(bool Indirect, TestBuffer[] Buffers)> GenChain =
+        from indirect in Gen.Bool
+        from buffers in GenBuffer.Array[1, indirect ? 16 : 4]
+        select (indirect, buffers.OrderBy(b => b.Writable).ToArray()); // readable before writable
+
+    private static readonly Gen<(int SizeLog2, (bool Indirect, TestBuffer[] Buffers)[] Chains, int StartIndex, bool EventIdx)> GenCase =
+        Gen.Select(Gen.Int[4, 8], GenChain.Array[1, 4], Gen.Int[0, 0xffff], Gen.Bool);
+
+    [Fact]
+    public void Valid_chains_round_trip_exactly()
+    {
+        GenCase.Sample(c =>
+        {
+            using GuestMemory memory = GuestMemory.CreateAnonymous(new GuestAddress(0), 0x100000);
+            ushort size = (ushort)(1 << c.SizeLog2);
+            var driver = new TestDriver(memory, QueueLayout.At(new GuestAddress(0), size), c.EventIdx);
+            var queue = new VirtQueue(256);
+            driver.Configure(queue);
+
+            // Start both sides at an arbitrary free-running index to cover u16 wrap-around.
+            ushort start = (ushort)c.StartIndex;
+            driver.SetAvailIndex(start);
+            queue.NextAvail = start;
+
+            var heads = new ushort[c.Chains.Length];
+            for (int i = 0; i < c.Chains.Length; i++)
+            {
+                (bool indirect, TestBuffer[] buffers) = c.Chains[i];
+                heads[i] = indirect
+                    ? driver.AddIndirectChain(new GuestAddress(IndirectTables + ((ulong)i * 0x1000)), buffers)
+                    : driver.AddChain(buffers);
+            }
+
+            driver.Publish();
+            for (int i = 0; i < c.Chains.Length; i++)
+            {
+                Assert.True(queue.TryPopChain(memory, out DescriptorChain chain, out QueueError popError), popError.Describe());
+                Assert.Equal(heads[i], chain.HeadIndex);
+                TestBuffer[] expected = c.Chains[i].Buffers;
+                int n = 0;
+                while (chain.TryNext(out Descriptor d, out QueueError error))
+                {
+                    Assert.Equal(QueueError.None, error);
+                    Assert.True(n < expected.Length, "more descriptors than built");
+                    Assert.Equal(expected[n].Address, d.Address);
+                    Assert.Equal(expected[n].Length, d.Length);
+                    Assert.Equal(expected[n].Writable, d.IsWriteOnly);
+                    Assert.Equal(n < expected.Length - 1, d.HasNext);
+                    Assert.False(d.IsIndirect);
+                    n++;
+                }
+
+                Assert.Equal(QueueError.None, chain.Error);
+                Assert.Equal(expected.Length, n);
+                Assert.Equal(QueueError.None, chain.Measure(out ulong readable, out ulong writable));
+                Assert.Equal((ulong)expected.Where(b => !b.Writable).Sum(b => b.Length), readable);
+                Assert.Equal((ulong)expected.Where(b => b.Writable).Sum(b => b.Length), writable);
+                Assert.Equal(QueueError.None, queue.AddUsed(memory, chain.HeadIndex, (uint)writable));
+            }
+
+            Assert.False(queue.TryPopChain(memory, out _, out QueueError end));
+            Assert.Equal(QueueError.None, end);
+            for (int i = 0; i < c.Chains.Length; i++)
+            {
+                Assert.True(driver.TryTakeUsed(out UsedElement used));
+                Assert.Equal(heads[i], (ushort)used.Id);
+                Assert.Equal((uint)c.Chains[i].Buffers.Where(b => b.Writable).Sum(b => b.Length), used.Length);
+            }
+
+            Assert.Equal(size, driver.FreeDescriptors);
+        }, iter: 300);
+    }
+
+    [Fact]
+    public void The_reader_and_writer_move_exactly_the_bytes_of_a_chain()
+    {
+        Gen.Select(GenChain, Gen.Int[0, 1000]).Sample(t =>
+        {
+            (bool indirect, TestBuffer[] built) = t.Item1;
+
+            // Non-overlapping buffers so the written data can be read back buffer by buffer.
+            var buffers = built.Select((b, i) => b with { Address = new GuestAddress(0x10000 + ((ulong)i * 0x2000)) }).ToArray();
+            using GuestMemory memory = GuestMemory.CreateAnonymous(new GuestAddress(0), 0x100000);
+            var driver = new TestDriver(memory, QueueLayout.At(new GuestAddress(0), 16));
+            var queue = new VirtQueue(16);
+            driver.Configure(queue);
+            var random = new Random(t.Item2);
+            int readableTotal = (int)buffers.Where(b => !b.Writable).Sum(b => b.Length);
+            int writableTotal = (int)buffers.Where(b => b.Writable).Sum(b => b.Length);
+            byte[] source = new byte[readableTotal];
+            random.NextBytes(source);
+            int offset = 0;
+            foreach (TestBuffer b in buffers.Where(b => !b.Writable))
+            {
+                memory.Write(b.Address, source.AsSpan(offset, (int)b.Length));
+                offset += (int)b.Length;
+            }
+
+            _ = indirect ? driver.AddIndirectChain(new GuestAddress(IndirectTables), buffers) : driver.AddChain(buffers);
+            driver.Publish();
+            Assert.True(queue.TryPopChain(memory, out DescriptorChain chain, out _));
+
+            var reader = new DescriptorChainReader(chain);
+            byte[] read = new byte[readableTotal + 10];
+            Assert.Equal(QueueError.None, reader.Read(read, out int count));
+            Assert.Equal(readableTotal, count);
+            Assert.Equal(source, read[..count]);
+
+            var writer = new DescriptorChainWriter(chain);
+            byte[] output = new byte[writableTotal];
+            random.NextBytes(output);
+            int cut = writableTotal == 0 ? 0 : random.Next(writableTotal);
+            Assert.Equal(QueueError.None, writer.Write(output.AsSpan(0, cut)));
+            Assert.Equal(QueueError.None, writer.Write(output.AsSpan(cut)));
+            Assert.Equal((uint)writableTotal, writer.BytesWritten);
+            byte[] back = new byte[writableTotal];
+            offset = 0;
+            foreach (TestBuffer b in buffers.Where(b => b.Writable))
+            {
+                memory.Read(b.Address, back.AsSpan(offset, (int)b.Length));
+                offset += (int)b.Length;
+            }
+
+            Assert.Equal(output, back);
+        });
+    }
+}
