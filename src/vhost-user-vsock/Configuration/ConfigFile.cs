@@ -177,6 +177,12 @@ public static class ConfigFile
             throw new ConfigurationException($"{origin}: nested lists are not supported; a VM is a mapping of 'key: value' lines");
         }
 
+        if (line.Content[0] is '{' or '[')
+        {
+            throw new ConfigurationException(
+                $"{origin}: '{ConfigText.Printable(line.Content)}' is a flow collection, which this reader does not support; write one 'key: value' per line");
+        }
+
         (string key, string rawValue) = SplitEntry(line, where);
         if (rawValue.Length == 0)
         {
