@@ -340,11 +340,12 @@ mount -t tmpfs tmpfs /tmp
 exec </dev/console >/dev/console 2>&1
 echo  # the firmware's last line ("Booting from ROM..") has no newline: start markers on a new line
 
-param() { # param NAME: value of NAME=... on the kernel command line
-  for w in $(cat /proc/cmdline); do
-    case "$w" in "$1="*) echo "${w#*=}"; return 0 ;; esac
-  done
-  return 1
+param() { # param NAME: value of NAME=... on the kernel command line (no globbing)
+  ( set -f
+    for w in $(cat /proc/cmdline); do
+      case "$w" in "$1="*) echo "${w#*=}"; exit 0 ;; esac
+    done
+    exit 1 )
 }
 finish() {
   if [ "$(param vsocktest.dmesg)" = 1 ]; then

@@ -35,6 +35,8 @@
  *                                    same length, MSG_TRUNC clear, same bytes. Messages go out in
  *                                    bursts of at most 128 KiB (or one larger message) before their
  *                                    echoes are read, so several messages are queued at once.
+ *                                    Linux refuses a message larger than the peer's buf_alloc
+ *                                    (256 KiB by default) with EMSGSIZE.
  *   seq-echo-server PORT [COUNT]     seq: accept COUNT (default 1) connections concurrently, echo
  *                                    every message as one message until EOF, close
  *   halfclose-client CID PORT [NBYTES]
