@@ -33,6 +33,7 @@ public sealed class QemuGuest : IAsyncDisposable
     private readonly Task _pump;
     private readonly Decoder _decoder = Encoding.UTF8.GetDecoder();
     private int _disposed;
+    private int? _exitCode;
 
     private QemuGuest(GuestImage image, QemuGuestOptions options, string serialPath, string? tempDirectory)
     {
@@ -70,7 +71,17 @@ public sealed class QemuGuest : IAsyncDisposable
         _process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         _process.OutputDataReceived += (_, e) => AppendQemuOutput(e.Data);
         _process.ErrorDataReceived += (_, e) => AppendQemuOutput(e.Data);
-        _process.Start();
+        try
+        {
+            _process.Start();
+        }
+        catch
+        {
+            _process.Dispose();
+            if (tempDirectory is not null)
+                Directory.Delete(tempDirectory, recursive: true);
+            throw;
+        }
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
 
@@ -104,8 +115,11 @@ public sealed class QemuGuest : IAsyncDisposable
     /// <summary>Completes when the QEMU process has exited and the serial log is read to its end.</summary>
     public Task Exited => _exited.Task;
 
-    /// <summary>QEMU's exit code (124 = killed by the outer timeout), once it exited.</summary>
-    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+    /// <summary>QEMU's exit code (124 = killed by the outer timeout), once <see cref="Exited"/> completed.</summary>
+    public int? ExitCode
+    {
+        get { lock (_gate) return _exitCode; }
+    }
 
     /// <summary>Time since start.</summary>
     public TimeSpan Elapsed => _clock.Elapsed;
@@ -313,6 +327,8 @@ public sealed class QemuGuest : IAsyncDisposable
                 await Task.Delay(PollInterval).ConfigureAwait(false);
             }
             await _process.WaitForExitAsync().ConfigureAwait(false);
+            lock (_gate)
+                _exitCode = _process.ExitCode;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
         {
@@ -326,18 +342,26 @@ public sealed class QemuGuest : IAsyncDisposable
 
     private void Feed(ReadOnlySpan<char> text)
     {
-        foreach (var ch in text)
+        List<string>? lines = null;
+        lock (_gate)
         {
-            if (ch == '\r')
-                continue;
-            if (ch != '\n')
+            foreach (var ch in text)
             {
-                _partialLine.Append(ch);
-                continue;
+                if (ch == '\r')
+                    continue;
+                if (ch != '\n')
+                {
+                    _partialLine.Append(ch);
+                    continue;
+                }
+                (lines ??= []).Add(_partialLine.ToString());
+                _partialLine.Clear();
             }
-            var line = _partialLine.ToString();
-            _partialLine.Clear();
-            OnLine(line);
+        }
+        if (lines is not null)
+        {
+            foreach (var line in lines)
+                OnLine(line);
         }
     }
 
@@ -372,12 +396,17 @@ public sealed class QemuGuest : IAsyncDisposable
 
     private void OnExited()
     {
-        if (_partialLine.Length > 0)
+        string? rest = null;
+        lock (_gate)
         {
-            var rest = _partialLine.ToString();
-            _partialLine.Clear();
-            OnLine(rest);
+            if (_partialLine.Length > 0)
+            {
+                rest = _partialLine.ToString();
+                _partialLine.Clear();
+            }
         }
+        if (rest is not null)
+            OnLine(rest);
         List<TaskCompletionSource<string>> waiters;
         string description;
         lock (_gate)
@@ -421,7 +450,7 @@ public sealed class QemuGuest : IAsyncDisposable
     private string DescribeLocked()
     {
         var outcome = _completion.Task.IsCompleted ? _completion.Task.Result.ToString() : "running";
-        var exit = _process.HasExited ? _process.ExitCode.ToString(CultureInfo.InvariantCulture) : "-";
+        var exit = _exitCode?.ToString(CultureInfo.InvariantCulture) ?? "-";
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"QEMU guest {Image}: outcome {outcome}, exit code {exit}, after {_clock.Elapsed.TotalSeconds:0.0} s\n");
         sb.Append("command: ").Append(CommandLine).Append('\n');
