@@ -43,12 +43,47 @@ internal sealed class UnixTestSockets : IDisposable
         return (client, server);
     }
 
-    /// <summary>Connects a client to <paramref name="path"/>.</summary>
+    /// <summary>
+    /// Connects a client to <paramref name="path"/>, retrying while the listener's backlog is full
+    /// (a non-blocking Unix connect reports EAGAIN then), for at most 5 s.
+    /// </summary>
     public static async Task<Socket> ConnectAsync(string path, SocketType type = SocketType.Stream)
     {
-        Socket client = NewSocket(type);
-        await client.ConnectAsync(new UnixDomainSocketEndPoint(path));
-        return client;
+        long until = Environment.TickCount64 + 5000;
+        while (true)
+        {
+            Socket client = NewSocket(type);
+            try
+            {
+                await client.ConnectAsync(new UnixDomainSocketEndPoint(path));
+                return client;
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.WouldBlock && Environment.TickCount64 < until)
+            {
+                client.Dispose();
+                await Task.Delay(5);
+            }
+            catch
+            {
+                client.Dispose();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Leaves a stale socket file at <paramref name="path"/>, as a crashed process would: bound
+    /// elsewhere, renamed into place, then the socket closed (the runtime's unlink-on-dispose
+    /// misses the renamed file).
+    /// </summary>
+    public void CreateStaleSocketFile(string path)
+    {
+        string temporary = NewPath("tmp");
+        using (Socket dead = NewSocket(SocketType.Stream))
+        {
+            dead.Bind(new UnixDomainSocketEndPoint(temporary));
+            File.Move(temporary, path);
+        }
     }
 
     /// <summary>Reads until <paramref name="count"/> bytes or end of stream, with a deadline.</summary>

@@ -53,6 +53,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     private long _accepted;
     private long _delivered;
     private long _acceptErrors;
+    private int _pending;
     private int _disposed;
 
     private HybridVsockListener(Socket listener, HybridVsockListenerOptions options, ulong device, ulong inode, bool identityKnown)
@@ -101,7 +102,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         MessageNotOneLine = Interlocked.Read(ref _failures[(int)HandshakeFailure.MessageNotOneLine]),
         ListenerStopped = Interlocked.Read(ref _failures[(int)HandshakeFailure.ListenerStopped]),
         AcceptErrors = Interlocked.Read(ref _acceptErrors),
-        PendingHandshakes = Volatile.Read(ref _disposed) != 0 ? 0 : _maxPending - _slots.CurrentCount,
+        PendingHandshakes = Volatile.Read(ref _pending),
         QueuedRequests = _channel.Reader.CanCount ? _channel.Reader.Count : 0,
     };
 
@@ -115,8 +116,8 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     /// <param name="listener">The running listener, or null.</param>
     /// <returns><see cref="UnixListenerStartError.None"/> when started.</returns>
     /// <exception cref="ArgumentOutOfRangeException">A timeout or limit is not positive, or the socket type is unknown.</exception>
-    public static UnixListenerStartError TryStart(HybridVsockListenerOptions options, [NotNullWhen(false)] out HybridVsockListener? listener) =>
-        TryStart(options, out listener, out _);
+    public static UnixListenerStartError TryStart(HybridVsockListenerOptions options, out HybridVsockListener? listener) =>
+        TryStartCore(options, out listener, out _);
 
     /// <summary>Starts listening, or throws <see cref="IOException"/> saying why it cannot.</summary>
     /// <param name="options">The settings.</param>
@@ -125,7 +126,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     /// <exception cref="ArgumentOutOfRangeException">A timeout or limit is not positive, or the socket type is unknown.</exception>
     public static HybridVsockListener Start(HybridVsockListenerOptions options)
     {
-        UnixListenerStartError error = TryStart(options, out HybridVsockListener? listener, out int errno);
+        UnixListenerStartError error = TryStartCore(options, out HybridVsockListener? listener, out int errno);
         if (error != UnixListenerStartError.None)
         {
             string detail = errno != 0 ? $" (errno {errno}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)})" : string.Empty;
@@ -135,17 +136,17 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         return listener!;
     }
 
-    private static UnixListenerStartError TryStart(HybridVsockListenerOptions options, out HybridVsockListener? listener, out int errno)
+    private static UnixListenerStartError TryStartCore(HybridVsockListenerOptions options, out HybridVsockListener? listener, out int errno)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.HandshakeTimeout, TimeSpan.Zero, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxPendingHandshakes, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxQueuedRequests, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Backlog, 0, nameof(options));
-        (int nativeType, SocketType socketType) = options.SocketType switch
+        int nativeType = options.SocketType switch
         {
-            VsockType.Stream => (UnixNative.SockStream, System.Net.Sockets.SocketType.Stream),
-            VsockType.SeqPacket => (UnixNative.SockSeqPacket, System.Net.Sockets.SocketType.Seqpacket),
+            VsockType.Stream => UnixNative.SockStream,
+            VsockType.SeqPacket => UnixNative.SockSeqPacket,
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.SocketType, "Unknown socket type."),
         };
 
@@ -169,22 +170,30 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             return stale;
         }
 
-        var socket = new Socket(AddressFamily.Unix, socketType, ProtocolType.Unspecified);
+        Span<byte> address = stackalloc byte[2 + UnixNative.SunPathLength];
+        int length = UnixNative.BuildSockAddr(Encoding.UTF8.GetBytes(path), default, address);
+        errno = UnixNative.BindAndListen(nativeType, address[..length], options.Backlog, out int fd);
+        if (errno != 0)
+        {
+            return errno switch
+            {
+                UnixNative.EADDRINUSE => UnixListenerStartError.AddressInUse,
+                UnixNative.EACCES => UnixListenerStartError.AccessDenied,
+                _ => UnixListenerStartError.Failed,
+            };
+        }
+
+        Socket socket;
         try
         {
-            socket.Bind(new UnixDomainSocketEndPoint(path));
-            socket.Listen(options.Backlog);
+            socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
         }
         catch (SocketException e)
         {
-            socket.Dispose();
+            UnixNative.Close(fd);
+            File.Delete(path);
             errno = e.NativeErrorCode;
-            return e.SocketErrorCode switch
-            {
-                SocketError.AddressAlreadyInUse => UnixListenerStartError.AddressInUse,
-                SocketError.AccessDenied => UnixListenerStartError.AccessDenied,
-                _ => UnixListenerStartError.Failed,
-            };
+            return UnixListenerStartError.Failed;
         }
 
         bool known = UnixNative.StatPath(path, out int fileType, out ulong device, out ulong inode) == 0 && fileType == UnixNative.SIfSock;
@@ -310,6 +319,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
 
             backoff = 0;
             Interlocked.Increment(ref _accepted);
+            Interlocked.Increment(ref _pending);
             _ = HandshakeAsync(client);
         }
     }
@@ -406,8 +416,9 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         {
             failure = HandshakeFailure.ListenerStopped;
         }
-        catch (SocketException)
+        catch (Exception)
         {
+            // SocketException (reset, ...) or anything unexpected: this connection only.
             failure = _stop.IsCancellationRequested ? HandshakeFailure.ListenerStopped : HandshakeFailure.ConnectionError;
         }
         finally
@@ -450,6 +461,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         }
         finally
         {
+            Interlocked.Decrement(ref _pending);
             _slots.Release();
         }
     }

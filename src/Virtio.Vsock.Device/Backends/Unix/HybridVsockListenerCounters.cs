@@ -36,7 +36,7 @@ public readonly record struct HybridVsockListenerCounters
     /// <summary>Failed <c>accept()</c> calls (e.g. out of file descriptors; the listener backs off and retries).</summary>
     public long AcceptErrors { get; init; }
 
-    /// <summary>Handshakes in progress right now.</summary>
+    /// <summary>Accepted connections not yet queued or closed right now (reading their line, or waiting for room in the queue).</summary>
     public int PendingHandshakes { get; init; }
 
     /// <summary>Requests waiting for the engine right now.</summary>

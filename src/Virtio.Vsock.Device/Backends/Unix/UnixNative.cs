@@ -92,6 +92,12 @@ internal static unsafe partial class UnixNative
     [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
     internal static partial int Connect(int fd, byte* address, uint addressLength);
 
+    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+    internal static partial int Bind(int fd, byte* address, uint addressLength);
+
+    [LibraryImport("libc", EntryPoint = "listen", SetLastError = true)]
+    internal static partial int Listen(int fd, int backlog);
+
     [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
     internal static partial nint RecvMsg(nint fd, MsgHdr* message, int flags);
 
@@ -208,6 +214,35 @@ internal static unsafe partial class UnixNative
         }
 
         return error;
+    }
+
+    /// <summary>
+    /// Creates a close-on-exec socket of <paramref name="socketType"/>, binds it to the
+    /// <c>sockaddr_un</c> in <paramref name="address"/> and listens. Returns 0 and the descriptor
+    /// (the caller owns it), or the errno (nothing to close). Done here rather than with
+    /// <c>Socket.Bind</c> because the runtime unlinks the path of a socket it bound when the socket
+    /// is disposed, even if the file by then belongs to another process.
+    /// </summary>
+    internal static int BindAndListen(int socketType, ReadOnlySpan<byte> address, int backlog, out int fd)
+    {
+        fd = Socket(AfUnix, socketType | SockCloexec, 0);
+        if (fd < 0)
+        {
+            return Marshal.GetLastPInvokeError();
+        }
+
+        fixed (byte* p = address)
+        {
+            if (Bind(fd, p, (uint)address.Length) != 0 || Listen(fd, backlog) != 0)
+            {
+                int error = Marshal.GetLastPInvokeError();
+                Close(fd);
+                fd = -1;
+                return error;
+            }
+        }
+
+        return 0;
     }
 
     /// <summary>Retries <c>connect</c> on an unconnected descriptor; returns 0 or the errno.</summary>
