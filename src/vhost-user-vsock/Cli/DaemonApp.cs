@@ -128,6 +128,6 @@ public sealed partial class DaemonApp
         Error.Flush();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "vhost-user-vsock {Version} (pid {ProcessId}) serving {Count} VM(s) from {Source}")]
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "vhost-user-vsock {Version} (pid {ProcessId}) serving {Count} VM(s) from {Source}")]
     private static partial void LogStarting(ILogger logger, string version, int processId, int count, ConfigSource source);
 }

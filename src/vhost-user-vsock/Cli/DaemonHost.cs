@@ -170,33 +170,33 @@ public sealed partial class DaemonHost
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "VM {GuestCid}: vhost-user socket {SocketPath}; host side {UdsPath} (guest connections to host port P go to {UdsPath}_P); tx-buffer-size {TxBufferSize}, queue-size {QueueSize}, groups {Groups}")]
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "VM {GuestCid}: vhost-user socket {SocketPath}; host side {UdsPath} (guest connections to host port P go to {UdsPath}_P); tx-buffer-size {TxBufferSize}, queue-size {QueueSize}, groups {Groups}")]
     private static partial void LogServing(ILogger logger, ulong guestCid, string socketPath, string udsPath, uint txBufferSize, uint queueSize, string groups);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Stopping {Count} VM(s)")]
+    [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Stopping {Count} VM(s)")]
     private static partial void LogStopping(ILogger logger, int count);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "VMs did not stop within {Seconds} s; exiting anyway")]
+    [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "VMs did not stop within {Seconds} s; exiting anyway")]
     private static partial void LogStopTimeout(ILogger logger, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Stopped (exit code {ExitCode})")]
+    [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Stopped (exit code {ExitCode})")]
     private static partial void LogStopped(ILogger logger, int exitCode);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "VM {GuestCid}: its server returned without being asked to stop; stopping the daemon")]
+    [LoggerMessage(EventId = 14, Level = LogLevel.Error, Message = "VM {GuestCid}: its server returned without being asked to stop; stopping the daemon")]
     private static partial void LogEndedEarly(ILogger logger, ulong guestCid);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "VM {GuestCid}: failed; stopping the daemon")]
+    [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "VM {GuestCid}: failed; stopping the daemon")]
     private static partial void LogVmFailed(ILogger logger, Exception exception, ulong guestCid);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Disposing the VM server failed")]
+    [LoggerMessage(EventId = 16, Level = LogLevel.Error, Message = "Disposing the VM server failed")]
     private static partial void LogDisposeFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "VM {GuestCid}: removed stale socket {Path}")]
+    [LoggerMessage(EventId = 17, Level = LogLevel.Information, Message = "VM {GuestCid}: removed stale socket {Path}")]
     private static partial void LogRemovedStale(ILogger logger, ulong guestCid, string path);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "VM {GuestCid}: removed socket {Path}")]
+    [LoggerMessage(EventId = 18, Level = LogLevel.Debug, Message = "VM {GuestCid}: removed socket {Path}")]
     private static partial void LogRemoved(ILogger logger, ulong guestCid, string path);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "VM {GuestCid}: cannot remove socket {Path}: {Reason}")]
+    [LoggerMessage(EventId = 19, Level = LogLevel.Warning, Message = "VM {GuestCid}: cannot remove socket {Path}: {Reason}")]
     private static partial void LogRemoveFailed(ILogger logger, ulong guestCid, string path, string reason);
 }

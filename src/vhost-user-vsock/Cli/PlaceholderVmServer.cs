@@ -59,9 +59,9 @@ public sealed partial class PlaceholderVmServer : IVmServer
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "VM {GuestCid}: the vhost-user server is not wired in yet; would serve vhost-user on {SocketPath} and host connections on {UdsPath}")]
+    [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "VM {GuestCid}: the vhost-user server is not wired in yet; would serve vhost-user on {SocketPath} and host connections on {UdsPath}")]
     private static partial void LogNotWired(ILogger logger, ulong guestCid, string socketPath, string udsPath);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "VM {GuestCid}: connection closed, the vhost-user server is not wired in yet")]
+    [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "VM {GuestCid}: connection closed, the vhost-user server is not wired in yet")]
     private static partial void LogRefused(ILogger logger, ulong guestCid);
 }

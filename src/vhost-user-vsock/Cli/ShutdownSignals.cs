@@ -67,9 +67,9 @@ public sealed partial class ShutdownSignals : IDisposable
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Signal} received: stopping (send it again to exit at once)")]
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "{Signal} received: stopping (send it again to exit at once)")]
     private static partial void LogStopping(ILogger logger, PosixSignal signal);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Signal} received again: exiting at once")]
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "{Signal} received again: exiting at once")]
     private static partial void LogForced(ILogger logger, PosixSignal signal);
 }
