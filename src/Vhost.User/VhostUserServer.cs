@@ -24,6 +24,7 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     private Socket? _listener;
     private VhostUserConnection? _current;
     private Task _completion = Task.CompletedTask;
+    private (uint Major, uint Minor, ulong Inode) _socketIdentity;
     private int _served;
     private int _started;
 
@@ -65,19 +66,7 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
         }
 
         PrepareSocketPath(SocketPath);
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
-            listener.Listen(4);
-        }
-        catch (SocketException exception)
-        {
-            listener.Dispose();
-            throw new IOException($"Cannot listen on {SocketPath}: {exception.Message}", exception);
-        }
-
-        _listener = listener;
+        _listener = Listen(SocketPath, out _socketIdentity);
         Log.Listening(_logger, SocketPath);
         _completion = Task.Run(AcceptLoopAsync);
     }
@@ -111,6 +100,42 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
 
     /// <inheritdoc/>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Binds and listens. The socket is bound under a temporary name in the same directory and renamed into
+    /// place, so the runtime's unlink-on-dispose hits the temporary name: on stop only
+    /// <see cref="RemoveSocketFile"/> removes <paramref name="path"/>, and only if it is still this socket
+    /// (another server may have taken the path over).
+    /// </summary>
+    private static Socket Listen(string path, out (uint Major, uint Minor, ulong Inode) identity)
+    {
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/";
+        string temporary = Path.Combine(directory, $".vu-{Environment.ProcessId:x}-{Random.Shared.Next():x8}.sock");
+        bool renamed = System.Text.Encoding.UTF8.GetByteCount(temporary) < 108;
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            listener.Bind(new UnixDomainSocketEndPoint(renamed ? temporary : path));
+            listener.Listen(4);
+            if (renamed && Libc.Rename(temporary, path) != 0)
+            {
+                int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                throw new IOException($"Cannot move the listening socket to {path} (errno {errno}).");
+            }
+
+            if (Descriptors.StatPath(path, out _, out identity) != 0)
+            {
+                throw new IOException($"The listening socket at {path} vanished.");
+            }
+
+            return listener;
+        }
+        catch (Exception exception) when (exception is SocketException or IOException)
+        {
+            listener.Dispose();
+            throw exception as IOException ?? new IOException($"Cannot listen on {path}: {exception.Message}", exception);
+        }
+    }
 
     private static void PrepareSocketPath(string path)
     {
@@ -247,7 +272,8 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     {
         try
         {
-            if (Descriptors.StatPath(SocketPath, out ushort fileType) == 0 && fileType == Libc.SIfSock)
+            if (Descriptors.StatPath(SocketPath, out ushort fileType, out var identity) == 0
+                && fileType == Libc.SIfSock && identity == _socketIdentity)
             {
                 File.Delete(SocketPath);
             }

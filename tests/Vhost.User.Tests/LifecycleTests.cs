@@ -187,6 +187,25 @@ public sealed class LifecycleTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task StoppingLeavesASocketFileThatIsNoLongerOursAlone()
+    {
+        await Task.Yield();
+        string path = Harness.NewSocketPath();
+        var first = new VhostUserServer(path, new FakeBackend());
+        first.Start();
+        File.Move(path, path + ".moved"); // the path is taken away from the first server...
+        await using var second = new VhostUserServer(path, new FakeBackend());
+        second.Start(); // ...and a second server takes it over.
+
+        await first.DisposeAsync();
+        Assert.True(File.Exists(path), "the first server removed the second server's socket");
+        using FakeFrontend frontend = FakeFrontend.Connect(path);
+        Assert.Equal(2UL, frontend.GetU64(VhostUserRequest.GetQueueNum));
+        File.Delete(path + ".moved");
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, $".vu-{Environment.ProcessId:x}-*"));
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task APathThatIsNotASocketIsRefusedAndLeftAlone()
     {
         await Task.Yield();

@@ -131,16 +131,22 @@ internal static unsafe class Descriptors
 
     /// <summary>The file type of <paramref name="path"/> without following a final symlink.</summary>
     /// <returns>0 on success, otherwise the errno (ENOENT = 2 when missing).</returns>
-    internal static int StatPath(string path, out ushort fileType)
+    internal static int StatPath(string path, out ushort fileType) => StatPath(path, out fileType, out _);
+
+    /// <summary>The file type and identity (device and inode) of <paramref name="path"/>, not following a final symlink.</summary>
+    /// <returns>0 on success, otherwise the errno (ENOENT = 2 when missing).</returns>
+    internal static int StatPath(string path, out ushort fileType, out (uint Major, uint Minor, ulong Inode) identity)
     {
         StatxBuffer buffer = default;
-        if (Libc.Statx(Libc.AtFdCwd, path, Libc.AtSymlinkNoFollow, Libc.StatxType, &buffer) != 0)
+        if (Libc.Statx(Libc.AtFdCwd, path, Libc.AtSymlinkNoFollow, Libc.StatxType | Libc.StatxIno, &buffer) != 0)
         {
             fileType = 0;
+            identity = default;
             return Marshal.GetLastPInvokeError();
         }
 
         fileType = (ushort)(buffer.Mode & Libc.SIfMt);
+        identity = (buffer.DeviceMajor, buffer.DeviceMinor, buffer.Inode);
         return 0;
     }
 }

@@ -37,6 +37,7 @@ internal static unsafe partial class Libc
     internal const int AtSymlinkNoFollow = 0x100;
     internal const int AtEmptyPath = 0x1000;
     internal const uint StatxType = 0x1;
+    internal const uint StatxIno = 0x100;
     internal const uint StatxSize = 0x200;
     internal const ushort SIfMt = 0xF000;
     internal const ushort SIfSock = 0xC000;
@@ -68,6 +69,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int Statx(int directoryFd, string path, int flags, uint mask, StatxBuffer* buffer);
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Rename(string oldPath, string newPath);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
