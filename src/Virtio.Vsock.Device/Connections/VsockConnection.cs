@@ -553,10 +553,12 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
     private void CheckBothHalvesClosed()
     {
+        // Neither side sends any more: full close (SHUTDOWN with both flags; the guest answers RST, or the timeout does).
         if ((_peerShutdown & ShutdownFlags.Send) != 0 && (_sentShutdown & ShutdownFlags.Send) != 0 && _txBuffer.IsEmpty
-            && State == ConnectionState.Established)
+            && State == ConnectionState.Established && (_sentShutdown | _pendingShutdown) != ShutdownFlags.Both)
         {
-            FinishOrderly();
+            _pendingShutdown |= ShutdownFlags.Both & ~_sentShutdown;
+            _muxer.ScheduleRx(this);
         }
     }
 
