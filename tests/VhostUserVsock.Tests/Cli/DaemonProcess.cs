@@ -88,6 +88,8 @@ internal sealed class DaemonProcess : IDisposable
             Assert.Fail($"the daemon did not exit within {timeout.TotalSeconds} s; stderr:\n{Stderr}");
         }
 
+        // The process is gone; this returns once its redirected output has been read to the end.
+        _process.WaitForExit();
         return _process.ExitCode;
     }
 

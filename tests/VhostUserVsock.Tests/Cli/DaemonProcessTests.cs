@@ -37,13 +37,13 @@ public sealed class DaemonProcessTests
             await Task.Delay(50, TestContext.Current.CancellationToken);
         }
 
-        Assert.Contains($"vhost-user socket {socket}", daemon.Stderr, StringComparison.Ordinal);
         PosixSignals.Send(daemon.Id, PosixSignals.SIGTERM);
         int exitCode = await daemon.WaitForExitAsync(ExitTimeout);
 
         Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
         Assert.False(File.Exists(socket), "the vhost-user socket was not removed");
         Assert.False(File.Exists(uds), "the host-side socket was not removed");
+        Assert.Contains($"vhost-user socket {socket}", daemon.Stderr, StringComparison.Ordinal);
         Assert.Contains("SIGTERM received", daemon.Stderr, StringComparison.Ordinal);
     }
 }
