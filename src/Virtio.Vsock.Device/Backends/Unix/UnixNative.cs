@@ -119,6 +119,55 @@ internal static unsafe partial class UnixNative
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     internal static partial int SetSockOpt(nint fd, int level, int name, void* value, uint valueLength);
 
+    internal const int EpollCloexec = 0x80000;
+    internal const int EpollCtlAdd = 1;
+    internal const int EpollCtlDel = 2;
+    internal const int EpollCtlMod = 3;
+    internal const uint EpollIn = 0x001;
+    internal const uint EpollOut = 0x004;
+    internal const uint EpollErr = 0x008;
+    internal const uint EpollHup = 0x010;
+    internal const uint EpollRdHup = 0x2000;
+    internal const uint EpollOneShot = 1u << 30;
+    internal const int EfdCloexec = 0x80000;
+    internal const int EfdNonBlock = 0x800;
+
+    /// <summary>
+    /// Size of <c>struct epoll_event</c>: packed (12 bytes, data at offset 4) on x86-64, naturally
+    /// aligned (16 bytes, data at offset 8) elsewhere.
+    /// </summary>
+    internal static readonly int EpollEventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    /// <summary>Offset of <c>epoll_event.data</c>.</summary>
+    internal static readonly int EpollDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+
+    [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
+    internal static partial int EpollCreate1(int flags);
+
+    [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
+    internal static partial int EpollCtl(int epfd, int op, nint fd, byte* ev);
+
+    [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
+    internal static partial int EpollWait(int epfd, byte* events, int maxEvents, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    internal static partial int EventFd(uint initial, int flags);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    internal static partial nint Read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    internal static partial nint Write(int fd, byte* buffer, nuint count);
+
+    /// <summary><c>epoll_ctl</c> with an event built for this architecture's layout; returns 0 or the errno.</summary>
+    internal static int EpollControl(int epfd, int op, nint fd, uint events, ulong data)
+    {
+        byte* ev = stackalloc byte[16];
+        *(uint*)ev = events;
+        *(ulong*)(ev + EpollDataOffset) = data;
+        return EpollCtl(epfd, op, fd, ev) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
     internal static partial int Statx(int dirFd, byte* path, int flags, uint mask, byte* buffer);
 
