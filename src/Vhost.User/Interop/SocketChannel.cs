@@ -21,10 +21,10 @@ internal sealed unsafe class SocketChannel : IDisposable
     /// <summary>Wraps a connected socket; the caller keeps ownership of <paramref name="socket"/>.</summary>
     internal SocketChannel(SafeHandle socket)
     {
+        _stop = Descriptors.Create(nonBlocking: true);
         _socket = socket;
         _socket.DangerousAddRef(ref _socketReferenced);
         _fd = (int)_socket.DangerousGetHandle();
-        _stop = Descriptors.Create(nonBlocking: true);
     }
 
     /// <summary>The errno of the last <see cref="ChannelStatus.Failed"/>.</summary>
