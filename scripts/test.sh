@@ -17,7 +17,7 @@ fi
 
 log=.work/test.log
 timeout --kill-after=30s "${TEST_TIMEOUT:-75m}" \
-  dotnet test VirtioVsock.slnx -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
+  dotnet test VirtioVsock.slnx -c Release "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
 # Sum the per-assembly summaries: "Passed!  - Failed: 0, Passed: 16, Skipped: 0, Total: 16, ..."
