@@ -45,7 +45,7 @@ public sealed class VirtQueue
     private bool _signalledValid;
 
     private GuestMemory? _bound;
-    private GuestArea _descriptors;
+    private QueueBinding? _binding;
     private GuestArea _avail;
     private GuestArea _used;
     private uint _mask;
@@ -321,7 +321,7 @@ public sealed class VirtQueue
         }
 
         _nextAvail = (ushort)(next + 1);
-        chain = new DescriptorChain(memory, _descriptors, _size, head, IndirectDescriptors);
+        chain = new DescriptorChain(_binding!, head, IndirectDescriptors);
         error = QueueError.None;
         return true;
     }
@@ -334,8 +334,20 @@ public sealed class VirtQueue
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public QueueError AddUsed(GuestMemory memory, ushort headIndex, uint length)
     {
-        QueueError error = AddUsedDeferred(memory, headIndex, length);
-        return error == QueueError.None ? PublishUsed(memory) : error;
+        QueueError error = WriteUsedElement(memory, headIndex, length);
+        if (error != QueueError.None)
+        {
+            return error;
+        }
+
+        ushort next = _nextUsed;
+        if (_used.StoreU16Release(memory, SplitRing.IndexOffset, next) != MemoryError.None)
+        {
+            return QueueError.RingOutsideMemory;
+        }
+
+        _publishedUsed = next;
+        return QueueError.None;
     }
 
     /// <summary>
@@ -347,32 +359,8 @@ public sealed class VirtQueue
     /// <param name="length">The number of bytes the device wrote into the chain's writable buffers.</param>
     /// <returns>The error, or <see cref="QueueError.None"/>.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public QueueError AddUsedDeferred(GuestMemory memory, ushort headIndex, uint length)
-    {
-        if (!ReferenceEquals(memory, _bound) || memory.IsDisposed)
-        {
-            QueueError error = Bind(memory);
-            if (error != QueueError.None)
-            {
-                return error;
-            }
-        }
-
-        if (headIndex >= _size)
-        {
-            return QueueError.HeadIndexOutOfRange;
-        }
-
-        ushort next = _nextUsed;
-        uint offset = SplitRing.RingOffset + ((next & _mask) * SplitRing.UsedElementSize);
-        if (_used.WriteUsedElement(memory, offset, headIndex, length) != MemoryError.None)
-        {
-            return QueueError.RingOutsideMemory;
-        }
-
-        _nextUsed = (ushort)(next + 1);
-        return QueueError.None;
-    }
+    public QueueError AddUsedDeferred(GuestMemory memory, ushort headIndex, uint length) =>
+        WriteUsedElement(memory, headIndex, length);
 
     /// <summary>Publishes every used element added so far: a release store of <c>used.idx</c> = <see cref="NextUsed"/>.</summary>
     /// <param name="memory">The guest memory.</param>
@@ -493,6 +481,35 @@ public sealed class VirtQueue
         return UpdateUsedFlags(memory, set: true) == MemoryError.None ? QueueError.None : QueueError.RingOutsideMemory;
     }
 
+    /// <summary>Writes the used element at <see cref="NextUsed"/> and advances it; publishes nothing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private QueueError WriteUsedElement(GuestMemory memory, ushort headIndex, uint length)
+    {
+        if (!ReferenceEquals(memory, _bound) || memory.IsDisposed)
+        {
+            QueueError error = Bind(memory);
+            if (error != QueueError.None)
+            {
+                return error;
+            }
+        }
+
+        if (headIndex >= _size)
+        {
+            return QueueError.HeadIndexOutOfRange;
+        }
+
+        ushort next = _nextUsed;
+        uint offset = SplitRing.RingOffset + ((next & _mask) * SplitRing.UsedElementSize);
+        if (_used.WriteUsedElement(memory, offset, headIndex, length) != MemoryError.None)
+        {
+            return QueueError.RingOutsideMemory;
+        }
+
+        _nextUsed = (ushort)(next + 1);
+        return QueueError.None;
+    }
+
     private MemoryError UpdateUsedFlags(GuestMemory memory, bool set)
     {
         MemoryError error = _used.ReadU16(memory, SplitRing.FlagsOffset, out ushort flags);
@@ -548,7 +565,7 @@ public sealed class VirtQueue
         }
 
         uint size = _size;
-        if (GuestArea.Map(memory, _descriptorTable, SplitRing.DescriptorTableBytes(size), 1, out _descriptors) != MemoryError.None)
+        if (GuestArea.Map(memory, _descriptorTable, SplitRing.DescriptorTableBytes(size), 1, out GuestArea descriptors) != MemoryError.None)
         {
             return QueueError.DescriptorTableOutsideMemory;
         }
@@ -563,6 +580,7 @@ public sealed class VirtQueue
             return QueueError.UsedRingOutsideMemory;
         }
 
+        _binding = new QueueBinding(memory, descriptors, RegionHint.For(memory), _size);
         _mask = size - 1;
         _usedEventOffset = SplitRing.UsedEventOffset(size);
         _availEventOffset = SplitRing.AvailEventOffset(size);

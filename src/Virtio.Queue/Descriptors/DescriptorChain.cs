@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Virtio.Memory;
 
@@ -8,9 +9,10 @@ namespace Virtio.Queue;
 /// descriptors, direct and indirect, checking every rule a hostile driver could break.
 /// </summary>
 /// <remarks>
-/// <para><b>Design.</b> A value type holding everything it needs (the guest memory, the mapped descriptor
-/// table, the queue size and whether indirect descriptors were negotiated), so popping and walking a chain
-/// never allocates. Copying the struct copies the cursor, so a copy can be walked independently;
+/// <para><b>Design.</b> A small value type: a reference to the queue's binding (guest memory, mapped
+/// descriptor table, queue size, region hint; made once per configuration and memory), whether indirect
+/// descriptors were negotiated, and the cursor. Popping and walking a chain never allocates, and returning
+/// it by value stays cheap (its size matters: it is copied once per pop). Copying the struct copies the cursor, so a copy can be walked independently;
 /// <see cref="Rewind"/> gives a cursor back at the head, and <see cref="Measure"/> walks the whole chain
 /// without moving this one.</para>
 /// <para><b>Rules.</b> <see cref="TryNext"/> reads each descriptor once into a <see cref="Descriptor"/>
@@ -35,10 +37,8 @@ public struct DescriptorChain
     private const uint MaxIndirectEntries = SplitRing.MaxQueueSize;
     private const uint DescriptorSize = Descriptor.SizeInBytes;
 
-    private readonly GuestMemory? _memory;
-    private readonly GuestArea _table;
+    private readonly QueueBinding? _binding;
     private GuestArea _indirect;
-    private readonly ushort _queueSize;
     private readonly ushort _headIndex;
     private readonly bool _indirectAllowed;
     private bool _inIndirect;
@@ -49,11 +49,9 @@ public struct DescriptorChain
     private uint _count;
     private QueueError _error;
 
-    internal DescriptorChain(GuestMemory memory, in GuestArea table, ushort queueSize, ushort headIndex, bool indirectAllowed)
+    internal DescriptorChain(QueueBinding binding, ushort headIndex, bool indirectAllowed)
     {
-        _memory = memory;
-        _table = table;
-        _queueSize = queueSize;
+        _binding = binding;
         _headIndex = headIndex;
         _indirectAllowed = indirectAllowed;
         _nextIndex = headIndex;
@@ -69,7 +67,7 @@ public struct DescriptorChain
     public readonly int Count => (int)_count;
 
     /// <summary>The guest memory the chain lives in (null for the default value).</summary>
-    public readonly GuestMemory? Memory => _memory;
+    public readonly GuestMemory? Memory => _binding?.Memory;
 
     /// <summary>Moves to the next buffer descriptor of the chain.</summary>
     /// <param name="descriptor">The descriptor (an indirect table is entered transparently); on a buffer-range or
@@ -79,13 +77,14 @@ public struct DescriptorChain
     public bool TryNext(out Descriptor descriptor, out QueueError error)
     {
         descriptor = default;
-        GuestMemory? memory = _memory;
-        if (_done || memory is null)
+        QueueBinding? binding = _binding;
+        if (_done || binding is null)
         {
             error = _error;
             return false;
         }
 
+        GuestMemory memory = binding.Memory;
         if (memory.IsDisposed)
         {
             return Fail(QueueError.MemoryDisposed, out error);
@@ -111,19 +110,19 @@ public struct DescriptorChain
         }
         else
         {
-            if (_nextIndex >= _queueSize)
+            if (_nextIndex >= binding.QueueSize)
             {
                 return Fail(_count == 0 ? QueueError.HeadIndexOutOfRange : QueueError.NextIndexOutOfRange, out error);
             }
 
-            if (_table.ReadDescriptor(memory, _nextIndex * DescriptorSize, out current) != MemoryError.None)
+            if (binding.Descriptors.ReadDescriptor(memory, _nextIndex * DescriptorSize, out current) != MemoryError.None)
             {
                 return Fail(QueueError.RingOutsideMemory, out error);
             }
 
             if (current.IsIndirect)
             {
-                QueueError entered = EnterIndirect(memory, current);
+                QueueError entered = EnterIndirect(binding, current);
                 if (entered != QueueError.None)
                 {
                     return Fail(entered, out error);
@@ -141,7 +140,7 @@ public struct DescriptorChain
             }
         }
 
-        if (++_count > _queueSize)
+        if (++_count > binding.QueueSize)
         {
             return Fail(QueueError.ChainTooLong, out error);
         }
@@ -156,7 +155,7 @@ public struct DescriptorChain
             return Fail(QueueError.ReadableAfterWritable, out error);
         }
 
-        QueueError range = CheckBuffer(memory, current.Address, current.Length);
+        QueueError range = CheckBuffer(binding, current.Address, current.Length);
         if (range != QueueError.None)
         {
             // Hand the offending descriptor out, so the caller can name the bad address.
@@ -181,7 +180,7 @@ public struct DescriptorChain
     /// <summary>A fresh cursor over the same chain, positioned at its head (this one does not move).</summary>
     /// <returns>The rewound chain.</returns>
     public readonly DescriptorChain Rewind() =>
-        _memory is null ? default : new DescriptorChain(_memory, _table, _queueSize, _headIndex, _indirectAllowed);
+        _binding is null ? default : new DescriptorChain(_binding, _headIndex, _indirectAllowed);
 
     /// <summary>
     /// Walks a fresh copy of the whole chain, from its head, checking every descriptor, and sums its readable
@@ -210,12 +209,12 @@ public struct DescriptorChain
         return copy._error;
     }
 
-    private static QueueError CheckBuffer(GuestMemory memory, GuestAddress address, uint length)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static QueueError CheckBuffer(QueueBinding binding, GuestAddress address, uint length) =>
+        length == 0 || binding.Hint.Contains(address.Value, length) ? QueueError.None : CheckBufferSlow(binding.Memory, address, length);
+
+    private static QueueError CheckBufferSlow(GuestMemory memory, GuestAddress address, uint length)
     {
-        if (length == 0)
-        {
-            return QueueError.None;
-        }
 
         if (address.Value + (length - 1) < address.Value)
         {
@@ -225,7 +224,7 @@ public struct DescriptorChain
         return memory.CheckRange(address, length) == MemoryError.None ? QueueError.None : QueueError.DescriptorOutsideMemory;
     }
 
-    private QueueError EnterIndirect(GuestMemory memory, Descriptor table)
+    private QueueError EnterIndirect(QueueBinding binding, Descriptor table)
     {
         if (!_indirectAllowed)
         {
@@ -243,13 +242,13 @@ public struct DescriptorChain
             return QueueError.InvalidIndirectLength;
         }
 
-        QueueError range = CheckBuffer(memory, table.Address, length);
+        QueueError range = CheckBuffer(binding, table.Address, length);
         if (range != QueueError.None)
         {
             return range;
         }
 
-        if (GuestArea.Map(memory, table.Address, length, 1, out _indirect) != MemoryError.None)
+        if (GuestArea.Map(binding.Memory, table.Address, length, 1, out _indirect) != MemoryError.None)
         {
             return QueueError.DescriptorOutsideMemory;
         }
