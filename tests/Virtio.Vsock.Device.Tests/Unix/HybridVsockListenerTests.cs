@@ -455,4 +455,61 @@ public sealed class HybridVsockListenerTests : IDisposable
 
         Assert.True(await UnixTestSockets.EventuallyAsync(() => Volatile.Read(ref signals) == 3));
     }
+
+    [Fact(Timeout = 20_000)]
+    public async Task Keeps_serving_through_a_mixed_flood_of_hostile_and_good_peers()
+    {
+        await using HybridVsockListener listener = StartListener(handshakeTimeout: TimeSpan.FromSeconds(3), maxPending: 8);
+        string[] bad = ["GARBAGE\n", "CONNECT\n", "CONNECT 1 2\n", "connect 99999999999\n", new string(' ', 40)];
+        const int rounds = 40;
+        await Parallel.ForAsync(0, rounds, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = Ct }, async (i, ct) =>
+        {
+            using (Socket hostile = await UnixTestSockets.ConnectAsync(listener.Path))
+            {
+                try
+                {
+                    await hostile.SendAsync(Encoding.ASCII.GetBytes(bad[i % bad.Length]), SocketFlags.None, ct);
+                }
+                catch (SocketException)
+                {
+                }
+            }
+
+            using (Socket quitter = await UnixTestSockets.ConnectAsync(listener.Path))
+            {
+                await quitter.SendAsync("CONN"u8.ToArray(), SocketFlags.None, ct);
+            }
+
+            using Socket good = await UnixTestSockets.ConnectAsync(listener.Path);
+            await good.SendAsync(Encoding.ASCII.GetBytes($"CONNECT {i}\n"), SocketFlags.None, ct);
+        });
+
+        var ports = new HashSet<uint>();
+        for (int i = 0; i < rounds; i++)
+        {
+            using HostConnectRequest request = await TakeAsync(listener);
+            ports.Add(request.Port);
+        }
+
+        Assert.Equal(rounds, ports.Count);
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => listener.Counters.Failed == 2 * rounds));
+        HybridVsockListenerCounters counters = listener.Counters;
+        Assert.Equal(3 * rounds, counters.Accepted);
+        Assert.Equal(rounds, counters.InvalidCommand + counters.CommandTooLong);
+        Assert.Equal(rounds, counters.EndOfStream);
+        Assert.Equal(rounds, counters.Delivered);
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => listener.Counters.PendingHandshakes == 0));
+    }
+
+    [Fact]
+    public void Rejects_nonsense_options()
+    {
+        string path = _sockets.NewPath("opt");
+        Assert.ThrowsAny<ArgumentOutOfRangeException>(() => HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path, HandshakeTimeout = TimeSpan.Zero }, out _));
+        Assert.ThrowsAny<ArgumentOutOfRangeException>(() => HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path, HandshakeTimeout = TimeSpan.FromDays(30) }, out _));
+        Assert.ThrowsAny<ArgumentOutOfRangeException>(() => HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path, MaxPendingHandshakes = 0 }, out _));
+        Assert.ThrowsAny<ArgumentOutOfRangeException>(() => HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path, MaxQueuedRequests = 0 }, out _));
+        Assert.ThrowsAny<ArgumentOutOfRangeException>(() => HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path, SocketType = (VsockType)7 }, out _));
+        Assert.False(File.Exists(path));
+    }
 }

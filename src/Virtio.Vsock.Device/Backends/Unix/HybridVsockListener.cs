@@ -115,7 +115,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     /// <param name="options">The settings.</param>
     /// <param name="listener">The running listener, or null.</param>
     /// <returns><see cref="UnixListenerStartError.None"/> when started.</returns>
-    /// <exception cref="ArgumentOutOfRangeException">A timeout or limit is not positive, or the socket type is unknown.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The handshake timeout is not in (0, 1 day], a limit is not positive, or the socket type is unknown.</exception>
     public static UnixListenerStartError TryStart(HybridVsockListenerOptions options, out HybridVsockListener? listener) =>
         TryStartCore(options, out listener, out _);
 
@@ -123,7 +123,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     /// <param name="options">The settings.</param>
     /// <returns>The running listener.</returns>
     /// <exception cref="IOException">The path is in use by a live listener, is not a socket, or cannot be bound.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A timeout or limit is not positive, or the socket type is unknown.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The handshake timeout is not in (0, 1 day], a limit is not positive, or the socket type is unknown.</exception>
     public static HybridVsockListener Start(HybridVsockListenerOptions options)
     {
         UnixListenerStartError error = TryStartCore(options, out HybridVsockListener? listener, out int errno);
@@ -140,6 +140,7 @@ public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.HandshakeTimeout, TimeSpan.Zero, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.HandshakeTimeout, TimeSpan.FromDays(1), nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxPendingHandshakes, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxQueuedRequests, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Backlog, 0, nameof(options));

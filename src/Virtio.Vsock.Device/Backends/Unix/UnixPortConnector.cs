@@ -20,6 +20,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// to 50 ms) until <see cref="ConnectTimeout"/> (default 1 s, well under the guest's usual 2 s
 /// connect timeout), then reports <see cref="UnixConnectStatus.TimedOut"/>. Allocation: one
 /// <see cref="Socket"/> per successful connect; nothing on the immediate-failure path.
+/// Thread-safe: it holds no mutable state.
 /// </remarks>
 public sealed class UnixPortConnector
 {
@@ -35,7 +36,7 @@ public sealed class UnixPortConnector
     /// <param name="udsPath">The backend's <c>uds_path</c>; <c>&lt;uds_path&gt;_4294967295</c> must fit in a socket address.</param>
     /// <param name="connectTimeout">How long a full backlog is retried; null for <see cref="DefaultConnectTimeout"/>. Must be positive.</param>
     /// <exception cref="ArgumentException">The path is empty, contains NUL, or is too long.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">The timeout is not positive.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is not in (0, 1 day].</exception>
     public UnixPortConnector(string udsPath, TimeSpan? connectTimeout = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(udsPath);
@@ -48,6 +49,7 @@ public sealed class UnixPortConnector
 
         TimeSpan timeout = connectTimeout ?? DefaultConnectTimeout;
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero, nameof(connectTimeout));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(timeout, TimeSpan.FromDays(1), nameof(connectTimeout));
         UdsPath = udsPath;
         ConnectTimeout = timeout;
         _prefix = Encoding.UTF8.GetBytes(udsPath + "_");
