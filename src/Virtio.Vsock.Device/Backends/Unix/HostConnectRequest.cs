@@ -15,7 +15,8 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// <remarks>
 /// <para>Engine flow: take the request from <see cref="HybridVsockListener.Requests"/>, allocate a
 /// host-side local port, send the guest a REQUEST to <see cref="Port"/>. When the guest answers
-/// RESPONSE, call <see cref="Accept"/>(localPort), then deliver <see cref="InitialData"/> to the guest
+/// RESPONSE, call <see cref="Accept"/>(localPort), prepare the socket with
+/// <see cref="UnixSocketIo.ConfigureForDataPath"/>, then deliver <see cref="InitialData"/> to the guest
 /// before anything read from <see cref="Socket"/> later. When the guest answers RST (nobody listens)
 /// or does not answer in time, call <see cref="Reject"/>: the host sees the socket close without
 /// an <c>OK</c>, as with Firecracker.</para>

@@ -29,10 +29,10 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// buffers; the engine splits it into RW packets and sets EOM (and EOR) on the last.</item>
 /// <item>SOCK_SEQPACKET guest to host: collect RW payloads up to EOM, then one
 /// <see cref="SendMessage(Socket, ReadOnlySpan{UnixIoSegment})"/> (atomic: all or nothing).</item>
-/// <item>Waiting: <see cref="WaitReadableAsync"/> waits for data or end of stream without consuming
-/// anything (a zero-byte peek, safe for SOCK_SEQPACKET). For writability, retry the send from a
-/// thread-pool continuation or use <see cref="Socket.SendAsync(ReadOnlyMemory{byte}, SocketFlags, CancellationToken)"/>
-/// for the buffered remainder.</item>
+/// <item>Waiting: <see cref="UnixReadinessPoller"/> gives one-shot readable / writable callbacks (the
+/// runtime exposes no write readiness). <see cref="WaitReadableAsync"/> is an alternative for reads: it
+/// waits for data or end of stream without consuming anything (a zero-byte peek, safe for
+/// SOCK_SEQPACKET).</item>
 /// </list>
 /// <para>Zero-length SOCK_SEQPACKET messages and end of stream both make <c>recvmsg</c> return 0;
 /// they are told apart only on sockets prepared with <see cref="ConfigureForDataPath"/> (which turns
