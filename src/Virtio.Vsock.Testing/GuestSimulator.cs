@@ -366,7 +366,7 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
     {
         while (!_stopping)
         {
-            _wake.WaitOne(50);
+            _wake.WaitOne();
             if (_stopping)
             {
                 break;
@@ -410,8 +410,8 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
             any = true;
             if (element.Length >= 4)
             {
-                Interlocked.Increment(ref _transportResets);
                 OnTransportReset();
+                Interlocked.Increment(ref _transportResets);
             }
 
             _eventDriver.AddChain(TestBuffer.DeviceWritable(_eventBuffers.CheckedAdd((ulong)(element.Id % 4) * 8), 8));

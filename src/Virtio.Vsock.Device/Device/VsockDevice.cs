@@ -322,6 +322,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
 
     private void Turn(long now)
     {
+        Interlocked.Increment(ref Metrics.LoopTurnsField);
         int kicks = Interlocked.Exchange(ref _kickMask, 0);
         GuestMemory? memory = _memory;
         if (memory is not null)

@@ -32,6 +32,7 @@ public sealed class VsockMetrics
     internal long EventsSentField;
     internal long KicksField;
     internal long NotificationsField;
+    internal long LoopTurnsField;
 
     /// <summary>Packets the guest sent (TX chains parsed successfully).</summary>
     public long TxPackets => Volatile.Read(ref TxPacketsField);
@@ -104,6 +105,9 @@ public sealed class VsockMetrics
 
     /// <summary>Queue kicks received.</summary>
     public long Kicks => Volatile.Read(ref KicksField);
+
+    /// <summary>Times the device loop woke up and ran a turn (an idle device adds none).</summary>
+    public long LoopTurns => Volatile.Read(ref LoopTurnsField);
 
     /// <summary>Used-buffer notifications signalled to the driver.</summary>
     public long Notifications => Volatile.Read(ref NotificationsField);
