@@ -159,6 +159,39 @@ internal static unsafe partial class UnixNative
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     internal static partial nint Write(int fd, byte* buffer, nuint count);
 
+    internal const short PollIn = 0x001;
+    internal const short PollHup = 0x010;
+
+    /// <summary><c>struct pollfd</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    internal static partial int Poll(PollFd* fds, nuint count, int timeout);
+
+    /// <summary>
+    /// The <c>poll</c> events pending on <paramref name="fd"/> right now (timeout 0, never blocks), or
+    /// 0 on failure. <see cref="PollHup"/> on a Unix socket means both directions are shut: the peer
+    /// closed (or shut down sending after we shut down sending).
+    /// </summary>
+    internal static short PollNow(nint fd)
+    {
+        PollFd entry = new() { Fd = (int)fd, Events = PollIn };
+        int rc;
+        do
+        {
+            rc = Poll(&entry, 1, 0);
+        }
+        while (rc < 0 && Marshal.GetLastPInvokeError() == EINTR);
+
+        return rc > 0 ? entry.Revents : (short)0;
+    }
+
     /// <summary><c>epoll_ctl</c> with an event built for this architecture's layout; returns 0 or the errno.</summary>
     internal static int EpollControl(int epfd, int op, nint fd, uint events, ulong data)
     {

@@ -1,0 +1,531 @@
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Virtio.Vsock.Device.Backends.Unix;
+
+/// <summary>
+/// The host side of one vsock connection carried by a non-blocking Unix socket (SOCK_STREAM or
+/// SOCK_SEQPACKET), for <see cref="UnixSocketBackend"/>. Payload moves between the socket and guest
+/// memory with one copy: TX payload is sent straight from the guest's buffers (one gathering
+/// <c>sendmsg</c>), RX data is received straight into the guest's RX buffer.
+/// </summary>
+/// <remarks>
+/// <para><b>Owns:</b> the socket (closes it), its registration with the backend's
+/// <see cref="UnixReadinessPoller"/>, for SEQPACKET one <see cref="SeqPacketMessageReader"/> and one
+/// <see cref="SeqPacketMessageWriter"/> (at most one partial message each way, bounded), and for a
+/// host-initiated stream the few bytes that followed the <c>CONNECT</c> line (delivered to the guest
+/// before anything else).</para>
+/// <para><b>Must never:</b> block (every call is a non-blocking system call; readiness comes from one
+/// one-shot poller request), busy-loop (an idle connection is one disarmed epoll entry), allocate or throw
+/// on the data path, buffer guest data beyond a partial SEQPACKET message (a stream write that does
+/// not fit returns fewer bytes and the connection keeps the rest), or let guest data reach a
+/// host-initiated socket before the <c>OK &lt;port&gt;\n</c> reply (writes report WouldBlock until
+/// <see cref="CompleteReply"/>).</para>
+/// <para><b>Threading:</b> the <see cref="IVsockEndpoint"/> methods run on the device loop;
+/// <see cref="CompleteReply"/> and <see cref="Kill"/> come from the backend's threads and poller
+/// callbacks from the poller thread: the state they share is behind <c>_gate</c> or volatile.</para>
+/// <para><b>Mapping:</b> receive end of stream is <see cref="EndpointStatus.EndOfStream"/> when the host
+/// peer only shut down sending, <see cref="EndpointStatus.Closed"/> when the socket is shut both ways
+/// (POLLHUP: the peer closed); a reset or EPIPE is <see cref="EndpointStatus.Closed"/>; other failures are
+/// <see cref="EndpointStatus.Error"/>. AF_UNIX has no RST: <see cref="Close"/> with abort closes the
+/// socket like an orderly close (the host peer sees ECONNRESET only if bytes it sent were still unread).
+/// AF_UNIX SEQPACKET has no MSG_EOR either: messages from the host carry EOM only, and a guest's EOR
+/// is not forwarded (the message boundary is).</para>
+/// </remarks>
+internal sealed class UnixSocketEndpoint : IVsockEndpoint
+{
+    /// <summary>The most guest buffers gathered into one <c>sendmsg</c> / <c>recvmsg</c>.</summary>
+    private const int MaxGather = 32;
+
+    private readonly UnixSocketBackend _owner;
+    private readonly Socket _socket;
+    private readonly SeqPacketMessageReader? _reader;
+    private readonly SeqPacketMessageWriter? _writer;
+    private readonly object _gate = new();
+    private UnixPollRegistration? _registration;
+    private ReadOnlyMemory<byte> _initial;
+    private volatile IVsockEndpointEvents? _events;
+    private volatile bool _replyPending;
+    private bool _writableWanted;
+    private bool _shutdownDeferred;
+    private bool _closeDeferred;
+    private int _closed;
+    private int _socketClosed;
+
+    private UnixSocketEndpoint(UnixSocketBackend owner, Socket socket, VsockType type, ReadOnlyMemory<byte> initialData, bool replyPending, int maxMessageSize)
+    {
+        _owner = owner;
+        _socket = socket;
+        Type = type;
+        _initial = initialData;
+        _replyPending = replyPending;
+        if (type == VsockType.SeqPacket)
+        {
+            _reader = new SeqPacketMessageReader(maxMessageSize);
+            _writer = new SeqPacketMessageWriter(maxMessageSize);
+        }
+    }
+
+    /// <summary>Stream or seqpacket.</summary>
+    public VsockType Type { get; }
+
+    /// <summary>
+    /// Prepares <paramref name="socket"/> for the data path and registers it with
+    /// <paramref name="poller"/>. On failure the socket is left open for the caller to close.
+    /// </summary>
+    /// <param name="owner">The backend (told when the socket closes).</param>
+    /// <param name="socket">A connected Unix socket of <paramref name="type"/>.</param>
+    /// <param name="type">Stream or seqpacket.</param>
+    /// <param name="initialData">Stream bytes that arrived after the <c>CONNECT</c> line; the guest gets them first.</param>
+    /// <param name="replyPending">Host-initiated: hold guest data until <see cref="CompleteReply"/>.</param>
+    /// <param name="maxMessageSize">The largest SEQPACKET message either way.</param>
+    /// <param name="poller">The backend's readiness poller.</param>
+    /// <param name="endpoint">The endpoint, or null.</param>
+    /// <returns>Ok, or why the socket cannot be used.</returns>
+    public static UnixIoResult TryCreate(
+        UnixSocketBackend owner, Socket socket, VsockType type, ReadOnlyMemory<byte> initialData, bool replyPending,
+        int maxMessageSize, UnixReadinessPoller poller, out UnixSocketEndpoint? endpoint)
+    {
+        endpoint = null;
+        UnixIoResult configured = UnixSocketIo.ConfigureForDataPath(socket);
+        if (!configured.IsOk)
+        {
+            return configured;
+        }
+
+        var created = new UnixSocketEndpoint(owner, socket, type, initialData, replyPending, maxMessageSize);
+        UnixIoResult registered = poller.TryRegister(socket, created.OnReady, out created._registration);
+        if (!registered.IsOk)
+        {
+            return registered;
+        }
+
+        endpoint = created;
+        return registered;
+    }
+
+    /// <inheritdoc/>
+    public void Start(IVsockEndpointEvents events)
+    {
+        if (Volatile.Read(ref _closed) == 0)
+        {
+            _events = events;
+        }
+    }
+
+    /// <inheritdoc/>
+    public EndpointResult Write(VsockPacket packet, int offset, SeqPacketFlags boundary)
+    {
+        if (_replyPending)
+        {
+            return EndpointResult.WouldBlock;
+        }
+
+        int count = (int)packet.Len - offset;
+        if (count < 0)
+        {
+            return EndpointResult.Error;
+        }
+
+        return _writer is null ? SendStream(packet, offset, count) : SendMessagePieces(packet, offset, count, boundary);
+    }
+
+    /// <inheritdoc/>
+    public EndpointResult Write(ReadOnlySpan<byte> data, SeqPacketFlags boundary)
+    {
+        if (_replyPending)
+        {
+            return EndpointResult.WouldBlock;
+        }
+
+        if (_writer is not null)
+        {
+            UnixIoResult piece = _writer.Write(_socket, data, (boundary & SeqPacketFlags.EndOfMessage) != 0);
+            return piece.IsOk ? EndpointResult.Ok(data.Length) : MapWrite(piece);
+        }
+
+        if (data.IsEmpty)
+        {
+            return EndpointResult.Ok(0);
+        }
+
+        UnixIoResult sent = UnixSocketIo.Send(_socket, data);
+        return sent.IsOk ? EndpointResult.Ok(sent.Bytes) : MapWrite(sent);
+    }
+
+    /// <inheritdoc/>
+    public EndpointResult Read(VsockPacket packet, int maxBytes)
+    {
+        if (maxBytes <= 0)
+        {
+            return EndpointResult.Ok(0);
+        }
+
+        if (!_initial.IsEmpty)
+        {
+            int take = Math.Min(maxBytes, _initial.Length);
+            if (packet.CopyDataFrom(_initial.Span[..take]).IsError)
+            {
+                return EndpointResult.Error;
+            }
+
+            _initial = _initial[take..];
+            return EndpointResult.Ok(take);
+        }
+
+        return _reader is null ? ReceiveStream(packet, maxBytes) : ReceiveMessagePiece(packet, maxBytes);
+    }
+
+    /// <inheritdoc/>
+    public void RequestReadable()
+    {
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            return;
+        }
+
+        if (!_initial.IsEmpty || _registration is null || !_registration.RequestReadable().IsOk)
+        {
+            // Readable now, or the socket is gone: the next read says which.
+            _events?.Readable();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void RequestWritable()
+    {
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            return;
+        }
+
+        if (_replyPending)
+        {
+            lock (_gate)
+            {
+                if (_replyPending)
+                {
+                    _writableWanted = true;
+                    return;
+                }
+            }
+        }
+
+        if (_registration is null || !_registration.RequestWritable().IsOk)
+        {
+            _events?.Writable();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void ShutdownSend()
+    {
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            return;
+        }
+
+        // A message the guest never finished will not be finished now.
+        _writer?.Reset();
+        if (_replyPending)
+        {
+            lock (_gate)
+            {
+                if (_replyPending)
+                {
+                    _shutdownDeferred = true;
+                    return;
+                }
+            }
+        }
+
+        UnixSocketIo.ShutdownSend(_socket);
+    }
+
+    /// <inheritdoc/>
+    public void Close(bool abort)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        _events = null;
+        _registration?.Dispose();
+        _reader?.Dispose();
+        _writer?.Dispose();
+        lock (_gate)
+        {
+            if (_replyPending)
+            {
+                // The OK reply is being sent: close right after it (see CompleteReply).
+                _closeDeferred = true;
+                return;
+            }
+        }
+
+        CloseSocket();
+    }
+
+    /// <summary>
+    /// Host-initiated: the backend has sent the <c>OK</c> reply (or failed to); guest data may now
+    /// flow, and a shutdown or close the device asked for meanwhile is carried out. Any thread.
+    /// </summary>
+    /// <param name="sent">Whether the reply went out whole (if not, the socket is already closed and the
+    /// device learns it at its next read or write).</param>
+    public void CompleteReply(bool sent)
+    {
+        bool shutdown;
+        bool close;
+        bool writable;
+        lock (_gate)
+        {
+            _replyPending = false;
+            shutdown = _shutdownDeferred;
+            close = _closeDeferred;
+            writable = _writableWanted;
+            _writableWanted = false;
+        }
+
+        if (close)
+        {
+            CloseSocket();
+            return;
+        }
+
+        if (shutdown && sent)
+        {
+            UnixSocketIo.ShutdownSend(_socket);
+        }
+
+        IVsockEndpointEvents? events = _events;
+        if (!sent)
+        {
+            events?.Readable();
+        }
+
+        if (writable || !sent)
+        {
+            events?.Writable();
+        }
+    }
+
+    /// <summary>
+    /// The backend is going away: shuts the socket both ways and closes it, then prods the device so it
+    /// notices (its next read fails and it resets the connection, then calls <see cref="Close"/>). Any thread.
+    /// </summary>
+    public void Kill()
+    {
+        UnixSocketIo.ShutdownSend(_socket);
+        UnixSocketIo.ShutdownReceive(_socket);
+        _registration?.Dispose();
+        CloseSocket();
+        IVsockEndpointEvents? events = _events;
+        events?.Readable();
+        events?.Writable();
+    }
+
+    private void CloseSocket()
+    {
+        if (Interlocked.Exchange(ref _socketClosed, 1) == 0)
+        {
+            _socket.Dispose();
+            _owner.OnEndpointClosed(this);
+        }
+    }
+
+    private void OnReady(UnixReadiness ready)
+    {
+        IVsockEndpointEvents? events = _events;
+        if (events is null)
+        {
+            return;
+        }
+
+        if ((ready & UnixReadiness.Readable) != 0)
+        {
+            events.Readable();
+        }
+
+        if ((ready & UnixReadiness.Writable) != 0)
+        {
+            events.Writable();
+        }
+    }
+
+    // ---------------------------------------------------------------- stream
+
+    private EndpointResult SendStream(VsockPacket packet, int offset, int count)
+    {
+        if (count == 0)
+        {
+            return EndpointResult.Ok(0);
+        }
+
+        UnixIoResult sent = Transfer(packet, offset, count, send: true);
+        return sent.IsOk ? EndpointResult.Ok(sent.Bytes) : MapWrite(sent);
+    }
+
+    private EndpointResult ReceiveStream(VsockPacket packet, int maxBytes)
+    {
+        UnixIoResult received = Transfer(packet, 0, maxBytes, send: false);
+        return received.Status switch
+        {
+            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes),
+            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
+            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
+            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
+            _ => EndpointResult.Error,
+        };
+    }
+
+    /// <summary>
+    /// One <c>sendmsg</c> / <c>recvmsg</c> between the socket and the packet's payload buffer
+    /// <c>[offset, offset + count)</c>, gathering up to <see cref="MaxGather"/> guest buffers.
+    /// </summary>
+    private unsafe UnixIoResult Transfer(VsockPacket packet, int offset, int count, bool send)
+    {
+        DataSpanEnumerator spans = packet.GetDataSpans(offset, count);
+        if (!spans.MoveNext())
+        {
+            return spans.Error.IsError ? UnixIoResult.Failure(UnixIoStatus.Error, 0) : UnixIoResult.Success(0);
+        }
+
+        Span<byte> first = spans.Current;
+        if (!spans.MoveNext())
+        {
+            if (spans.Error.IsError)
+            {
+                return UnixIoResult.Failure(UnixIoStatus.Error, 0);
+            }
+
+            // One buffer (the usual case; also the only case for packets over host arrays, which this pins).
+            return send ? UnixSocketIo.Send(_socket, first) : UnixSocketIo.Receive(_socket, first);
+        }
+
+        // Several buffers: only guest memory produces these, and guest memory is a native mapping that
+        // never moves, so its addresses can be taken without pinning.
+        Span<UnixIoSegment> segments = stackalloc UnixIoSegment[MaxGather];
+        segments[0] = Segment(first);
+        int used = 1;
+        do
+        {
+            segments[used++] = Segment(spans.Current);
+        }
+        while (used < MaxGather && spans.MoveNext());
+
+        if (spans.Error.IsError)
+        {
+            return UnixIoResult.Failure(UnixIoStatus.Error, 0);
+        }
+
+        return send ? UnixSocketIo.Send(_socket, segments[..used]) : UnixSocketIo.Receive(_socket, segments[..used]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe UnixIoSegment Segment(Span<byte> span) =>
+        new((nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(span)), span.Length);
+
+    // ---------------------------------------------------------------- seqpacket
+
+    private EndpointResult SendMessagePieces(VsockPacket packet, int offset, int count, SeqPacketFlags boundary)
+    {
+        SeqPacketMessageWriter writer = _writer!;
+        bool endOfMessage = (boundary & SeqPacketFlags.EndOfMessage) != 0;
+        DataSpanEnumerator spans = packet.GetDataSpans(offset, count);
+        bool more = spans.MoveNext();
+        if (spans.Error.IsError)
+        {
+            return EndpointResult.Error;
+        }
+
+        if (!more)
+        {
+            // An empty piece: only an empty end of message sends anything.
+            if (!endOfMessage)
+            {
+                return EndpointResult.Ok(0);
+            }
+
+            UnixIoResult empty = writer.Write(_socket, default, endOfMessage: true);
+            return empty.IsOk ? EndpointResult.Ok(0) : MapWrite(empty);
+        }
+
+        int taken = 0;
+        while (more)
+        {
+            Span<byte> piece = spans.Current;
+            more = spans.MoveNext();
+            if (spans.Error.IsError)
+            {
+                return EndpointResult.Error;
+            }
+
+            UnixIoResult written = writer.Write(_socket, piece, endOfMessage && !more);
+            if (!written.IsOk)
+            {
+                // Earlier pieces are staged in the writer: report them taken, the connection keeps the rest.
+                return taken > 0 && written.Status == UnixIoStatus.WouldBlock ? EndpointResult.Ok(taken) : MapWrite(written);
+            }
+
+            taken += piece.Length;
+        }
+
+        return EndpointResult.Ok(taken);
+    }
+
+    private EndpointResult ReceiveMessagePiece(VsockPacket packet, int maxBytes)
+    {
+        // The first buffer of the RX packet (the whole data buffer in every Linux layout); a message
+        // larger than it is staged by the reader and handed out over several packets.
+        DataSpanEnumerator spans = packet.GetDataSpans(0, maxBytes);
+        Span<byte> destination = spans.MoveNext() ? spans.Current : default;
+        if (spans.Error.IsError || destination.IsEmpty)
+        {
+            return EndpointResult.Error;
+        }
+
+        UnixIoResult received = _reader!.Read(_socket, destination, out bool endOfMessage);
+        return received.Status switch
+        {
+            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes, endOfMessage ? SeqPacketFlags.EndOfMessage : SeqPacketFlags.None),
+            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
+            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
+            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
+            _ => EndpointResult.Error,
+        };
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private static EndpointResult MapWrite(UnixIoResult result) => result.Status switch
+    {
+        UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
+        UnixIoStatus.PeerClosed or UnixIoStatus.Reset => EndpointResult.Closed,
+        _ => EndpointResult.Error,
+    };
+
+    /// <summary>After end of stream: whether the socket is shut both ways (POLLHUP), i.e. the peer closed rather than half-closed.</summary>
+    private bool PeerHungUp()
+    {
+        SafeHandle handle = _socket.SafeHandle;
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            return (UnixNative.PollNow(handle.DangerousGetHandle()) & UnixNative.PollHup) != 0;
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+}
