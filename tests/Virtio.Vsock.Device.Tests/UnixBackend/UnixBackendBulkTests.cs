@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Virtio.Vsock.Device.Tests.Unix;
+using Virtio.Vsock.Testing;
+
+namespace Virtio.Vsock.Device.Tests.UnixBackend;
+
+/// <summary>Large transfers with checksums and backpressure, many concurrent connections.</summary>
+public sealed class UnixBackendBulkTests
+{
+    private const long Size = 64L * 1024 * 1024;
+
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    [Theory(Timeout = 120_000)]
+    [InlineData(GuestBufferLayout.Linear, GuestBufferLayout.Linear)]
+    [InlineData(GuestBufferLayout.Scattered, GuestBufferLayout.HeaderAndData)]
+    public async Task Transfer64MiBEachWayWithCrcAndBackpressure(GuestBufferLayout txLayout, GuestBufferLayout rxLayout)
+    {
+        await using var h = new UnixBackendHarness(guestOptions: new GuestSimulatorOptions { TxLayout = txLayout, RxLayout = rxLayout });
+        using Socket listener = h.ListenOnHostPort(6200);
+        Task<Socket> accept = listener.AcceptAsync(Token).AsTask();
+        GuestSocket guest = await h.Guest.ConnectAsync(6200, cancellationToken: Token);
+        using Socket host = await accept;
+        var watch = Stopwatch.StartNew();
+
+        Task<uint> guestSends = Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21);
+        Task<uint> hostSends = Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22);
+
+        // Both readers start late and pause once midway, so both directions fill up and stall on credit.
+        Task<(long, uint)> hostReceives = Task.Run(async () =>
+        {
+            await Task.Delay(200, Token);
+            long seen = 0;
+            bool paused = false;
+            return await Helpers.ReceiveAndHash(async m =>
+            {
+                if (!paused && seen > Size / 2)
+                {
+                    paused = true;
+                    await Task.Delay(200, Token);
+                }
+
+                int n = await host.ReceiveAsync(m, SocketFlags.None, Token);
+                seen += n;
+                return n;
+            });
+        }, Token);
+        Task<(long, uint)> guestReceives = Task.Run(async () =>
+        {
+            await Task.Delay(200, Token);
+            long seen = 0;
+            bool paused = false;
+            return await Helpers.ReceiveAndHash(async m =>
+            {
+                if (!paused && seen > Size / 2)
+                {
+                    paused = true;
+                    await Task.Delay(200, Token);
+                }
+
+                int n = await guest.ReceiveAsync(m, Token);
+                seen += n;
+                return n;
+            });
+        }, Token);
+
+        uint guestCrc = await guestSends;
+        guest.Shutdown(ShutdownFlags.Send);
+        uint hostCrc = await hostSends;
+        host.Shutdown(SocketShutdown.Send);
+        (long hostCount, uint hostReceivedCrc) = await hostReceives;
+        (long guestCount, uint guestReceivedCrc) = await guestReceives;
+        watch.Stop();
+
+        Assert.Equal(Size, hostCount);
+        Assert.Equal(guestCrc, hostReceivedCrc);
+        Assert.Equal(Size, guestCount);
+        Assert.Equal(hostCrc, guestReceivedCrc);
+        Assert.Equal(0, guest.CreditViolations);
+        Assert.Equal(0, h.Device.Metrics.CreditViolations);
+        Assert.Equal(0, h.Guest.MalformedRxPackets);
+        await guest.Completion.WaitAsync(TimeSpan.FromSeconds(5), Token);
+        Assert.False(guest.WasReset);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"{txLayout}/{rxLayout}: 2 x {Size >> 20} MiB in {watch.ElapsedMilliseconds} ms (incl. 2 x 400 ms of pauses); " +
+            $"RX packets {h.Device.Metrics.RxPackets}, TX packets {h.Device.Metrics.TxPackets}, credit stalls {h.Device.Metrics.CreditStalls}");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task TwoHundredConcurrentConnectionsBothWaysEachEcho()
+    {
+        const int PerDirection = 100;
+        await using var h = new UnixBackendHarness();
+        using Socket hostListener = h.ListenOnHostPort(6300);
+        using GuestListener guestListener = h.Guest.Listen(6301);
+
+        Task hostServer = Task.Run(async () =>
+        {
+            var echoes = new List<Task>();
+            for (int i = 0; i < PerDirection; i++)
+            {
+                Socket accepted = await hostListener.AcceptAsync(Token);
+                echoes.Add(Task.Run(async () =>
+                {
+                    using (accepted)
+                    {
+                        await HostIo.EchoAsync(accepted, Token);
+                    }
+                }, Token));
+            }
+
+            await Task.WhenAll(echoes);
+        }, Token);
+        Task guestServer = Task.Run(async () =>
+        {
+            var echoes = new List<Task>();
+            for (int i = 0; i < PerDirection; i++)
+            {
+                GuestSocket accepted = await guestListener.AcceptAsync(Token);
+                echoes.Add(Task.Run(() => HostIo.EchoAsync(accepted, Token), Token));
+            }
+
+            await Task.WhenAll(echoes);
+        }, Token);
+
+        Task[] guestClients = Enumerable.Range(0, PerDirection).Select(i => Task.Run(async () =>
+        {
+            GuestSocket socket = await h.Guest.ConnectAsync(6300, cancellationToken: Token);
+            byte[] data = Helpers.Pattern(20_000 + i, i);
+            Task send = socket.SendAsync(data, Token);
+            Assert.Equal(data, await Helpers.ReadExactly(socket, data.Length, Token));
+            await send;
+            socket.Shutdown(ShutdownFlags.Send);
+            Assert.Equal(0, await socket.ReceiveAsync(new byte[1], Token));
+            await socket.Completion.WaitAsync(TimeSpan.FromSeconds(10), Token);
+            Assert.False(socket.WasReset);
+        }, Token)).ToArray();
+        Task[] hostClients = Enumerable.Range(0, PerDirection).Select(i => Task.Run(async () =>
+        {
+            byte[] data = Helpers.Pattern(20_000 + i, 1000 + i);
+            (Socket socket, _) = await h.ConnectToGuestAsync(6301, data.AsMemory(0, 10), Token);
+            using (socket)
+            {
+                Task<byte[]> back = UnixTestSockets.ReadExactlyOrEofAsync(socket, data.Length, 30_000);
+                await socket.SendAsync(data.AsMemory(10), SocketFlags.None, Token);
+                Assert.Equal(data, await back);
+                socket.Shutdown(SocketShutdown.Send);
+                Assert.Empty(await UnixTestSockets.ReadToEndAsync(socket, 30_000));
+            }
+        }, Token)).ToArray();
+
+        await Task.WhenAll([.. guestClients, .. hostClients, hostServer, guestServer]);
+        Assert.Equal(PerDirection, h.Backend.Counters.GuestConnects);
+        Assert.Equal(PerDirection, h.Backend.Counters.HostConnects);
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => h.Backend.Counters.OpenSockets == 0 && h.Device.ConnectionCount == 0));
+    }
+}

@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Device.Tests.Unix;
+using Virtio.Vsock.Testing;
+
+namespace Virtio.Vsock.Device.Tests.UnixBackend;
+
+/// <summary>Connections nobody takes: the guest gets RST fast, the host program sees its socket closed.</summary>
+public sealed class UnixBackendRefusalTests
+{
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    [Fact(Timeout = 20_000)]
+    public async Task GuestConnectToAMissingStaleOrMistypedSocketGetsRstQuickly()
+    {
+        await using var h = new UnixBackendHarness();
+        using var sockets = new UnixTestSockets();
+        sockets.CreateStaleSocketFile(h.HostPortPath(7001));
+        using Socket streamListener = h.ListenOnHostPort(7002);
+        (uint Port, VsockType Type)[] cases = [(7000, VsockType.Stream), (7001, VsockType.Stream), (7002, VsockType.SeqPacket)];
+        foreach ((uint port, VsockType type) in cases)
+        {
+            var watch = Stopwatch.StartNew();
+            await Assert.ThrowsAsync<GuestSocketException>(() => h.Guest.ConnectAsync(port, type, Token));
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"port {port}: refused after {watch.ElapsedMilliseconds} ms");
+        }
+
+        Assert.Equal(3, h.Backend.Counters.GuestConnectsRefused);
+        Assert.Equal(0, h.Backend.Counters.OpenSockets);
+    }
+
+    [Fact(Timeout = 20_000)]
+    public async Task GuestConnectToAListenerThatNeverAcceptsIsRefusedAfterTheConnectTimeout()
+    {
+        await using var h = new UnixBackendHarness(backendOptions: path => new UnixSocketBackendOptions
+        {
+            UdsPath = path,
+            GuestConnectTimeout = TimeSpan.FromMilliseconds(300),
+        });
+        using Socket listener = h.ListenOnHostPort(7003, backlog: 0);
+        var connector = new UnixPortConnector(h.UdsPath);
+        var fillers = new List<Socket>();
+        try
+        {
+            // Fill the backlog (nobody accepts).
+            while (fillers.Count < 64)
+            {
+                UnixConnectResult result = connector.TryConnect(7003, VsockType.Stream);
+                if (!result.IsConnected)
+                {
+                    Assert.Equal(UnixConnectStatus.Busy, result.Status);
+                    break;
+                }
+
+                fillers.Add(result.Socket!);
+            }
+
+            var watch = Stopwatch.StartNew();
+            await Assert.ThrowsAsync<GuestSocketException>(() => h.Guest.ConnectAsync(7003, cancellationToken: Token));
+            Assert.InRange(watch.ElapsedMilliseconds, 250, 1500);
+        }
+        finally
+        {
+            fillers.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact(Timeout = 20_000)]
+    public async Task HostConnectToAGuestPortNobodyListensOnClosesTheHostSocket()
+    {
+        await using var h = new UnixBackendHarness();
+        using Socket host = await UnixTestSockets.ConnectAsync(h.UdsPath);
+        var watch = Stopwatch.StartNew();
+        await host.SendAsync("CONNECT 7100\nsome data"u8.ToArray(), SocketFlags.None, Token);
+        Assert.Empty(await UnixTestSockets.ReadToEndAsync(host));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"closed after {watch.ElapsedMilliseconds} ms");
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => h.Backend.Counters.HostConnectsFailed == 1));
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => h.Backend.Counters.OpenSockets == 0));
+        Assert.Equal(0, h.Device.ConnectionCount);
+    }
+
+    [Fact(Timeout = 20_000)]
+    public async Task HostConnectWithAMalformedLineIsClosedAndTheListenerKeepsServing()
+    {
+        await using var h = new UnixBackendHarness();
+        using GuestListener listener = h.Guest.Listen(7101);
+        using (Socket bad = await UnixTestSockets.ConnectAsync(h.UdsPath))
+        {
+            await bad.SendAsync("CONNECT nope\n"u8.ToArray(), SocketFlags.None, Token);
+            Assert.Empty(await UnixTestSockets.ReadToEndAsync(bad));
+        }
+
+        using (Socket early = await UnixTestSockets.ConnectAsync(h.UdsPath))
+        {
+            await early.SendAsync("CONNE"u8.ToArray(), SocketFlags.None, Token);
+        }
+
+        Task echo = Task.Run(async () => await HostIo.EchoAsync(await listener.AcceptAsync(Token), Token), Token);
+        (Socket good, _) = await h.ConnectToGuestAsync(7101, "x"u8.ToArray(), Token);
+        using (good)
+        {
+            Assert.Equal("x"u8.ToArray(), await UnixTestSockets.ReadExactlyOrEofAsync(good, 1));
+            good.Shutdown(SocketShutdown.Send);
+            await echo;
+        }
+
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => h.Backend.Counters.StreamListener.Failed == 2));
+    }
+
+    [Fact(Timeout = 20_000)]
+    public async Task HostConnectsBeforeTheGuestDriverRunsAreClosed()
+    {
+        // A device whose queues never started: ConnectAsync fails with NotRunning.
+        string directory = Directory.CreateTempSubdirectory("vub").FullName;
+        try
+        {
+            string path = Path.Combine(directory, "v.sock");
+            await using var backend = new UnixSocketBackend(new UnixSocketBackendOptions { UdsPath = path });
+            using var device = new VsockDevice(new VsockDeviceOptions(), backend, new NullNotifier());
+            backend.Start();
+            using Socket host = await UnixTestSockets.ConnectAsync(path);
+            await host.SendAsync("CONNECT 1234\n"u8.ToArray(), SocketFlags.None, Token);
+            Assert.Empty(await UnixTestSockets.ReadToEndAsync(host));
+            Assert.True(await UnixTestSockets.EventuallyAsync(() => backend.Counters.HostConnectsFailed == 1));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private sealed class NullNotifier : IVsockDeviceNotifier
+    {
+        public void NotifyQueue(int queueIndex)
+        {
+        }
+    }
+}
