@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Text;
+using VhostUserVsock.Tests.Guest;
+
+namespace VhostUserVsock.Tests.RealGuest;
+
+/// <summary>Everything one <see cref="GuestRun"/> produced.</summary>
+public sealed class GuestRunReport
+{
+    /// <summary>The guest image.</summary>
+    public required GuestImage Image { get; init; }
+
+    /// <summary>The GUEST-READY line, or null when the guest never got there.</summary>
+    public GuestReadyInfo? Ready { get; init; }
+
+    /// <summary>Why the run as a whole failed (no boot, wrong CID, no GUEST-DONE, daemon died), or null.</summary>
+    public string? RunFailure { get; init; }
+
+    /// <summary>Host time from QEMU start to GUEST-READY.</summary>
+    public TimeSpan? BootTime { get; init; }
+
+    /// <summary>Host time of the whole run.</summary>
+    public TimeSpan Elapsed { get; init; }
+
+    /// <summary>How QEMU's run ended.</summary>
+    public GuestOutcome Outcome { get; init; }
+
+    /// <summary>Each scenario's outcome, by name.</summary>
+    public required IReadOnlyDictionary<string, ScenarioOutcome> Scenarios { get; init; }
+
+    /// <summary>The serial console.</summary>
+    public string SerialLog { get; init; } = "";
+
+    /// <summary>The daemon's log at the end of the run.</summary>
+    public string DaemonLog { get; init; } = "";
+
+    /// <summary>The kernel's warnings and worse (KMSG lines).</summary>
+    public IReadOnlyList<string> KernelWarnings { get; init; } = [];
+
+    /// <summary>A one-paragraph summary: guest, boot time, each scenario pass/fail.</summary>
+    public string Summary()
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{Image.Suite} guest, kernel {Ready?.Kernel ?? Image.KernelVersion ?? "?"}: ");
+        sb.Append(CultureInfo.InvariantCulture, $"ready after {BootTime?.TotalSeconds:0.0} s, run {Elapsed.TotalSeconds:0.0} s, outcome {Outcome}\n");
+        if (RunFailure is not null)
+            sb.Append("RUN FAILURE: ").Append(RunFailure).Append('\n');
+        foreach (var s in Scenarios.Values)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"  {(s.Passed ? "PASS" : "FAIL")} {s.Name} ({s.Elapsed.TotalSeconds:0.0} s)");
+            foreach (var (k, v) in s.Metrics)
+                sb.Append(CultureInfo.InvariantCulture, $" {k}={v:0.##}");
+            sb.Append('\n');
+        }
+        foreach (var w in KernelWarnings)
+            sb.Append("  kernel: ").Append(w).Append('\n');
+        return sb.ToString();
+    }
+}
