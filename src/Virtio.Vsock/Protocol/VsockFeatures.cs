@@ -23,9 +23,14 @@ public static class VsockFeatures
 
     /// <summary>Whether stream sockets are usable under the negotiated <paramref name="features"/>.</summary>
     /// <param name="features">The negotiated feature word.</param>
-    /// <returns><see langword="true"/> when STREAM is negotiated, or no type bit and no NO_IMPLIED_STREAM.</returns>
+    /// <returns><see langword="true"/> when STREAM is negotiated, or NO_IMPLIED_STREAM is not.</returns>
+    /// <remarks>
+    /// Stream is implied unless the driver negotiates NO_IMPLIED_STREAM (virtio 1.3, 5.10.3.1: with
+    /// SEQPACKET but not NO_IMPLIED_STREAM the device may act as if STREAM were negotiated). Linux guests
+    /// rely on this: their driver knows only SEQPACKET, so they negotiate SEQPACKET alone and use stream.
+    /// </remarks>
     public static bool StreamEnabled(ulong features) =>
-        (features & Stream) != 0 || (features & (SeqPacket | NoImpliedStream)) == 0;
+        (features & Stream) != 0 || (features & NoImpliedStream) == 0;
 
     /// <summary>Whether seqpacket sockets are usable under the negotiated <paramref name="features"/>.</summary>
     /// <param name="features">The negotiated feature word.</param>
