@@ -80,10 +80,15 @@ public static class GuestRun
             var outcomes = new Dictionary<string, ScenarioOutcome>(StringComparer.Ordinal);
             if (runFailure is null)
             {
-                var tasks = contexts
-                    .Where(c => !prepareFailures.ContainsKey(c.Scenario.Name))
-                    .Select(c => RunScenarioAsync(c, guest, daemon, runCancel.Token))
-                    .ToList();
+                // a scenario's time starts with its turn: when the guest finished the command before its first
+                var tasks = new List<Task<ScenarioOutcome>>();
+                string? previous = null;
+                foreach (var c in contexts)
+                {
+                    if (!prepareFailures.ContainsKey(c.Scenario.Name))
+                        tasks.Add(RunScenarioAsync(c, guest, daemon, previous, runCancel.Token));
+                    previous = c.Scenario.Commands.LastOrDefault()?.Name ?? previous;
+                }
                 foreach (var o in await Task.WhenAll(tasks).ConfigureAwait(false))
                     outcomes[o.Name] = o;
                 // the guest still powers off by itself after its last command
@@ -137,11 +142,30 @@ public static class GuestRun
         return $"---- daemon log ({state}; last {Math.Min(lines, all.Length)} of {all.Length} lines) ----\n" + string.Join('\n', tail) + "\n--------------------";
     }
 
-    private static async Task<ScenarioOutcome> RunScenarioAsync(ScenarioContext ctx, QemuGuest guest, DaemonProcess daemon, CancellationToken runToken)
+    private static async Task<ScenarioOutcome> RunScenarioAsync(ScenarioContext ctx, QemuGuest guest, DaemonProcess daemon, string? previousCommand, CancellationToken runToken)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(runToken);
-        cts.CancelAfter(ctx.Scenario.Timeout);
         ctx.Begin(guest, cts.Token);
+        if (previousCommand is null)
+        {
+            cts.CancelAfter(ctx.Scenario.Timeout);
+        }
+        else
+        {
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await guest.WaitForResultAsync(previousCommand, Timeout.InfiniteTimeSpan, cts.Token).ConfigureAwait(false);
+                    ctx.Log($"its turn in the guest ('{previousCommand}' ended)");
+                    cts.CancelAfter(ctx.Scenario.Timeout);
+                }
+                catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or ObjectDisposedException)
+                {
+                    // QEMU ended: the scenario's own waits fail
+                }
+            });
+        }
         string? guestEnded = null;
         // once all of the scenario's guest commands have ended, the host side gets a grace period
         _ = Task.Run(async () =>
@@ -171,7 +195,7 @@ public static class GuestRun
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested && !runToken.IsCancellationRequested)
         {
-            failure = $"timed out after {ctx.Scenario.Timeout.TotalSeconds:0} s";
+            failure = $"timed out: not done {ctx.Scenario.Timeout.TotalSeconds:0} s after its turn in the guest began";
         }
         catch (Exception e)
         {

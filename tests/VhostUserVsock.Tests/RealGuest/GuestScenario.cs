@@ -21,6 +21,9 @@ public sealed class GuestScenario
     /// <summary>The host side, started when the guest is ready; throws on failure.</summary>
     public required Func<ScenarioContext, Task> Host { get; init; }
 
-    /// <summary>Limit for the host side, counted from GUEST-READY (the scenario waits for its turn in the guest too).</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(120);
+    /// <summary>
+    /// Limit for the host side, counted from the scenario's turn in the guest (when the command before
+    /// its first one ended; GUEST-READY for the first scenario).
+    /// </summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(90);
 }
