@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Virtio.Memory;
 using Virtio.Queue;
 
@@ -35,7 +36,7 @@ namespace Virtio.Vsock;
 /// (parsing it again fails with <see cref="VsockPacketErrorKind.DescriptorChainTooShort"/>); TX payload
 /// starts right after the header even when the head descriptor also has NEXT.</para>
 /// </remarks>
-public sealed class VsockPacket
+public sealed unsafe class VsockPacket
 {
     private const int InitialSegments = 8;
 
@@ -47,6 +48,10 @@ public sealed class VsockPacket
     private int _dataSegments;
     private uint _dataCapacity;
     private VsockHeader _header;
+
+    // Host address of the header when it lies in one piece of guest memory (0 otherwise): the setters
+    // write there directly, after checking that the memory is still mapped.
+    private nint _headerHost;
 
     /// <summary>Creates an empty packet, to be filled by <see cref="TryParseTx"/> or <see cref="TryParseRx"/>.</summary>
     public VsockPacket()
@@ -617,6 +622,7 @@ public sealed class VsockPacket
         _dataSegments = 0;
         _dataCapacity = 0;
         _header = default;
+        _headerHost = 0;
         HeadIndex = headIndex;
     }
 
@@ -661,7 +667,18 @@ public sealed class VsockPacket
 
             ulong address = descriptor.Address.Value;
             uint take = Math.Min(descriptor.Length, VsockHeader.Size - filled);
-            if (!writable && memory.Read(descriptor.Address, raw.Slice((int)filled, (int)take)) != MemoryError.None)
+            if (take == VsockHeader.Size && memory.TryGetSpan(descriptor.Address, VsockHeader.Size, out Span<byte> whole) == MemoryError.None)
+            {
+                // The common case: the whole header in one piece of host memory. Remember where, so the
+                // setters write it directly.
+                if (!writable)
+                {
+                    whole.CopyTo(raw);
+                }
+
+                _headerHost = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(whole));
+            }
+            else if (!writable && memory.Read(descriptor.Address, raw.Slice((int)filled, (int)take)) != MemoryError.None)
             {
                 return VsockPacketError.InvalidMemoryAccess(address);
             }
@@ -699,6 +716,12 @@ public sealed class VsockPacket
 
     private VsockPacket WriteU64(int offset, ulong value)
     {
+        if (_headerHost != 0 && !_memory!.IsDisposed)
+        {
+            Unsafe.WriteUnaligned((byte*)_headerHost + offset, BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value));
+            return this;
+        }
+
         Span<byte> bytes = stackalloc byte[sizeof(ulong)];
         BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
         WriteHeaderBytes(offset, bytes);
@@ -707,6 +730,12 @@ public sealed class VsockPacket
 
     private VsockPacket WriteU32(int offset, uint value)
     {
+        if (_headerHost != 0 && !_memory!.IsDisposed)
+        {
+            Unsafe.WriteUnaligned((byte*)_headerHost + offset, BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value));
+            return this;
+        }
+
         Span<byte> bytes = stackalloc byte[sizeof(uint)];
         BinaryPrimitives.WriteUInt32LittleEndian(bytes, value);
         WriteHeaderBytes(offset, bytes);
@@ -715,6 +744,12 @@ public sealed class VsockPacket
 
     private VsockPacket WriteU16(int offset, ushort value)
     {
+        if (_headerHost != 0 && !_memory!.IsDisposed)
+        {
+            Unsafe.WriteUnaligned((byte*)_headerHost + offset, BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value));
+            return this;
+        }
+
         Span<byte> bytes = stackalloc byte[sizeof(ushort)];
         BinaryPrimitives.WriteUInt16LittleEndian(bytes, value);
         WriteHeaderBytes(offset, bytes);
@@ -734,9 +769,15 @@ public sealed class VsockPacket
             return VsockPacketError.None;
         }
 
+        if (_headerHost != 0 && !_memory.IsDisposed)
+        {
+            bytes.CopyTo(new Span<byte>((byte*)_headerHost + offset, bytes.Length));
+            return VsockPacketError.None;
+        }
+
         if (_headerSegments == 1)
         {
-            // The common case: the header is one piece of guest memory.
+            // The header is one guest buffer that crosses a region boundary.
             ulong at = _segments[0].Address + (ulong)offset;
             return _memory.Write(new GuestAddress(at), bytes) == MemoryError.None
                 ? VsockPacketError.None
