@@ -1,5 +1,6 @@
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Hosting;
 
 // vhost-user-vsock: parse the command line, validate, then serve every VM until SIGINT/SIGTERM.
 // Usage and configuration errors: one line on stderr, exit code 2. See `vhost-user-vsock --help`.
@@ -8,9 +9,9 @@ return await app.RunAsync(args).ConfigureAwait(false);
 
 static IVmServer CreateVmServer(DaemonConfig config)
 {
-    // WIRING: return the real vhost-user server here: one IVmServer for the whole daemon (it gets
-    // every VM's RunAsync call, so it can hold the CID map for sibling communication between VMs
-    // that share a group; see DaemonConfig.SiblingsOf). The placeholder only claims the sockets.
+    // One server for the whole daemon; RunAsync is called once per VM, concurrently. Sibling
+    // communication between VMs of a common group (DaemonConfig.SiblingsOf) is not routed yet:
+    // each VM reaches the host only.
     _ = config;
-    return new PlaceholderVmServer();
+    return new VsockVmServer();
 }
