@@ -15,7 +15,8 @@
 # script runs when the guest or QEMU is missing; as non-root it prints the apt-get line instead).
 # bookworm = Debian 12, Linux 6.1 (default); trixie = Debian 13, Linux 6.12; sid = Linux 7.x.
 # Environment: DEMO_BYTES (default 67108864), DEMO_ACCEL (default tcg; kvm if you have it),
-# DEMO_LOG_LEVEL (daemon --log-level, default information).
+# DEMO_LOG_LEVEL (daemon --log-level, default information), DEMO_RAW=1 (the guest skips its pattern
+# check and CRC-32, vsocktest -N: raw throughput, the figure to compare with other backends).
 # Exit code 0 when every step passed.
 set -euo pipefail
 
@@ -89,10 +90,11 @@ dotnet "$OUT/peer/demo-peer.dll" --uds "$UDS" --serial "$T/serial.log" --bytes "
 PEER_PID=$!
 
 # the guest's /init runs these (tests/guest/build-guest.sh: NAME COMMAND per line, base64 on the kernel command line)
+RAW=; [[ ${DEMO_RAW:-0} == 1 ]] && RAW="-N "
 CMDS=$(printf '%s\n' \
   "echo vsocktest echo-client 2 5000 65536" \
-  "g2h vsocktest -t 20 send 2 5001 $BYTES" \
-  "h2g vsocktest -a 30 -t 20 recv-server 5002 $BYTES" | base64 -w0)
+  "g2h vsocktest ${RAW}-t 20 send 2 5001 $BYTES" \
+  "h2g vsocktest ${RAW}-a 30 -t 20 recv-server 5002 $BYTES" | base64 -w0)
 QEMU=(qemu-system-x86_64 -accel "$ACCEL" -cpu qemu64 -smp 1 -m 256M
   -object memory-backend-memfd,id=mem,size=256M,share=on -machine q35,memory-backend=mem
   -nodefaults -nographic -no-reboot -serial "file:$T/serial.log" -monitor none
