@@ -10,11 +10,11 @@ namespace VhostUserVsock.Tests.RealGuest;
 public sealed class BookwormGuestTests(BookwormRunFixture fixture, ITestOutputHelper output) : IClassFixture<BookwormRunFixture>
 {
     [Fact]
-    public async Task Guest_boots_with_the_device_runs_every_scenario_and_the_daemon_survives()
+    public async Task Guest_boots_with_the_device_runs_every_scenario_cleanly_and_the_daemon_survives()
     {
         var report = await fixture.ReportAsync();
         output.WriteLine(report.Summary());
-        Assert.True(report.RunFailure is null, report.RunFailure);
+        report.AssertClean();
     }
 
     [Fact]

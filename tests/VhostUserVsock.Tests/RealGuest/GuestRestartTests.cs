@@ -134,7 +134,7 @@ public sealed class GuestRestartTests(ITestOutputHelper output)
 
     private static void AssertAllPassed(GuestRunReport report)
     {
-        Assert.True(report.RunFailure is null, report.RunFailure);
+        report.AssertClean();
         foreach (var s in report.Scenarios.Values)
             Assert.True(s.Passed, $"{s.Name}: {s.Failure}");
     }

@@ -37,6 +37,39 @@ public sealed class GuestRunReport
     /// <summary>The kernel's warnings and worse (KMSG lines).</summary>
     public IReadOnlyList<string> KernelWarnings { get; init; } = [];
 
+    /// <summary>The daemon's log lines at Error or Critical level (the console logger's "fail:" and "crit:").</summary>
+    public IReadOnlyList<string> DaemonErrors =>
+        [.. DaemonLog.Split('\n').Where(l => l.Contains(" fail: ", StringComparison.Ordinal) || l.Contains(" crit: ", StringComparison.Ordinal))];
+
+    /// <summary>Throws when the run failed, the guest kernel logged warnings, or the daemon logged errors.</summary>
+    public void AssertClean()
+    {
+        Assert.True(RunFailure is null, RunFailure);
+        var kernel = RelevantKernelWarnings();
+        Assert.True(kernel.Count == 0, "the guest kernel logged warnings or worse:\n" + string.Join('\n', kernel));
+        Assert.True(DaemonErrors.Count == 0, "the daemon logged errors:\n" + string.Join('\n', DaemonErrors));
+    }
+
+    /// <summary>
+    /// The kernel lines that matter: errors or worse (levels 0-3) at any time, and warnings that
+    /// mention virtio/vsock or come after GUEST-READY (boot-time warnings of the emulated machine,
+    /// such as "tsc: Unable to calibrate against PIT", do not).
+    /// </summary>
+    public IReadOnlyList<string> RelevantKernelWarnings()
+    {
+        var readyAt = Ready?.UptimeSeconds ?? 0;
+        return [.. KernelWarnings.Where(line =>
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(line, @"^KMSG <(\d)>\[\s*([0-9.]+)\]");
+            if (!m.Success)
+                return true;
+            int level = m.Groups[1].Value[0] - '0';
+            double at = double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+            return level <= 3 || at >= readyAt
+                || line.Contains("virtio", StringComparison.OrdinalIgnoreCase) || line.Contains("vsock", StringComparison.OrdinalIgnoreCase);
+        })];
+    }
+
     /// <summary>A one-paragraph summary: guest, boot time, each scenario pass/fail.</summary>
     public string Summary()
     {

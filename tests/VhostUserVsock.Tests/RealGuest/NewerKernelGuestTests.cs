@@ -42,7 +42,7 @@ public sealed class NewerKernelGuestTests(ITestOutputHelper output)
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{s.Name}: {string.Join(", ", s.Metrics.Select(m => $"{m.Key} {m.Value:0.0}"))}"));
         }
-        Assert.True(report.RunFailure is null, report.RunFailure);
+        report.AssertClean();
         foreach (var s in report.Scenarios.Values)
             Assert.True(s.Passed, $"{suite} {s.Name}: {s.Failure}");
     }
