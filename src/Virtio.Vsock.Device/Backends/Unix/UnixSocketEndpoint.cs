@@ -47,6 +47,7 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
     private ReadOnlyMemory<byte> _initial;
     private volatile IVsockEndpointEvents? _events;
     private volatile bool _replyPending;
+    private volatile bool _killed;
     private bool _writableWanted;
     private bool _shutdownDeferred;
     private bool _closeDeferred;
@@ -117,9 +118,9 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
     /// <inheritdoc/>
     public EndpointResult Write(VsockPacket packet, int offset, SeqPacketFlags boundary)
     {
-        if (_replyPending)
+        if (_replyPending || _killed)
         {
-            return EndpointResult.WouldBlock;
+            return _killed ? EndpointResult.Error : EndpointResult.WouldBlock;
         }
 
         int count = (int)packet.Len - offset;
@@ -134,9 +135,9 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
     /// <inheritdoc/>
     public EndpointResult Write(ReadOnlySpan<byte> data, SeqPacketFlags boundary)
     {
-        if (_replyPending)
+        if (_replyPending || _killed)
         {
-            return EndpointResult.WouldBlock;
+            return _killed ? EndpointResult.Error : EndpointResult.WouldBlock;
         }
 
         if (_writer is not null)
@@ -157,6 +158,11 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
     /// <inheritdoc/>
     public EndpointResult Read(VsockPacket packet, int maxBytes)
     {
+        if (_killed)
+        {
+            return EndpointResult.Error;
+        }
+
         if (maxBytes <= 0)
         {
             return EndpointResult.Ok(0);
@@ -313,10 +319,12 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
 
     /// <summary>
     /// The backend is going away: shuts the socket both ways and closes it, then prods the device so it
-    /// notices (its next read fails and it resets the connection, then calls <see cref="Close"/>). Any thread.
+    /// notices (its next read or write fails, so it resets the connection: the guest gets RST, and
+    /// calls <see cref="Close"/>). Any thread.
     /// </summary>
     public void Kill()
     {
+        _killed = true;
         UnixSocketIo.ShutdownSend(_socket);
         UnixSocketIo.ShutdownReceive(_socket);
         _registration?.Dispose();
