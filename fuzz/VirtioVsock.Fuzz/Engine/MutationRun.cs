@@ -1,0 +1,77 @@
+using System.Diagnostics;
+
+namespace VirtioVsock.Fuzz.Engine;
+
+/// <summary>
+/// Runs a target over its corpus and then over deterministic mutations of it, stopping at the first
+/// finding. What the <c>mutate</c> command and the CI tests do, without AFL.
+/// </summary>
+public static class MutationRun
+{
+    /// <summary>Runs one input, turning an exception into a finding.</summary>
+    /// <param name="target">The target.</param>
+    /// <param name="input">The input.</param>
+    /// <param name="origin">For the report.</param>
+    /// <returns>The finding, or null.</returns>
+    public static FuzzFinding? RunOne(FuzzTarget target, byte[] input, string origin)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(input);
+        try
+        {
+            target.Run(input);
+            return null;
+        }
+#pragma warning disable CA1031 // Every exception is a finding.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            return new FuzzFinding(target.Name, input, exception, origin);
+        }
+    }
+
+    /// <summary>Runs the corpus, then up to <paramref name="iterations"/> mutations or until <paramref name="budget"/> has passed.</summary>
+    /// <param name="target">The target.</param>
+    /// <param name="corpus">The inputs to start from (at least one).</param>
+    /// <param name="iterations">The number of mutated inputs.</param>
+    /// <param name="seed">The mutator's seed.</param>
+    /// <param name="budget">A time cap (the run stops early, and says so, when it is reached).</param>
+    /// <param name="executed">The number of inputs run.</param>
+    /// <returns>The first finding, or null.</returns>
+    public static FuzzFinding? Run(FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(corpus);
+        executed = 0;
+        foreach ((string name, byte[] data) in corpus)
+        {
+            executed++;
+            if (RunOne(target, data, $"corpus file {name}") is { } finding)
+            {
+                return finding;
+            }
+        }
+
+        if (corpus.Count == 0)
+        {
+            return null;
+        }
+
+        var mutator = new Mutator(seed);
+        var pick = new Random(seed ^ 0x5eed);
+        var stopwatch = Stopwatch.StartNew();
+        for (int i = 0; i < iterations && stopwatch.Elapsed < budget; i++)
+        {
+            byte[] parent = corpus[pick.Next(corpus.Count)].Data;
+            byte[] other = corpus[pick.Next(corpus.Count)].Data;
+            byte[] input = mutator.Mutate(parent, other);
+            executed++;
+            if (RunOne(target, input, $"mutation {i} of seed {seed}") is { } finding)
+            {
+                return finding;
+            }
+        }
+
+        return null;
+    }
+}

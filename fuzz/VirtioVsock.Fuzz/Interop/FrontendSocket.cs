@@ -1,0 +1,180 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace VirtioVsock.Fuzz.Interop;
+
+/// <summary>
+/// The frontend's end of a Unix stream socketpair: sends bytes with SCM_RIGHTS descriptors the way QEMU
+/// does, and owns the descriptors it created for that (memfds, eventfds, pipes) until disposed.
+/// </summary>
+internal sealed unsafe class FrontendSocket : IDisposable
+{
+    private readonly List<int> _owned = [];
+    private int _fd;
+
+    private FrontendSocket(int fd)
+    {
+        _fd = fd;
+    }
+
+    /// <summary>Creates a connected pair: this frontend end and the backend's end as a <see cref="Socket"/>.</summary>
+    /// <param name="backend">The other end, for the connection under test (which owns it).</param>
+    /// <returns>The frontend end.</returns>
+    public static FrontendSocket CreatePair(out Socket backend)
+    {
+        int* fds = stackalloc int[2];
+        if (Native.socketpair(Native.AfUnix, Native.SockStream | Native.SockCloexec, 0, fds) != 0)
+        {
+            throw new IOException($"socketpair failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        backend = new Socket(new SafeSocketHandle(fds[1], ownsHandle: true));
+        return new FrontendSocket(fds[0]);
+    }
+
+    /// <summary>The raw descriptor (for reading replies).</summary>
+    public int Fd => _fd;
+
+    /// <summary>A memfd of <paramref name="size"/> bytes (sparse), owned by this socket.</summary>
+    /// <param name="size">The file size.</param>
+    /// <returns>The descriptor, or -1 when it could not be made.</returns>
+    public int NewMemfd(long size)
+    {
+        int fd = Native.memfd_create("vsock-fuzz-ram", Native.MfdCloexec);
+        if (fd < 0)
+        {
+            return -1;
+        }
+
+        _owned.Add(fd);
+        _ = Native.ftruncate(fd, size);
+        return fd;
+    }
+
+    /// <summary>An eventfd, owned by this socket.</summary>
+    /// <returns>The descriptor, or -1.</returns>
+    public int NewEventFd()
+    {
+        int fd = Native.eventfd(0, Native.EfdCloexec | Native.EfdNonBlock);
+        if (fd >= 0)
+        {
+            _owned.Add(fd);
+        }
+
+        return fd;
+    }
+
+    /// <summary>The read end of a pipe (both ends owned by this socket).</summary>
+    /// <returns>The descriptor, or -1.</returns>
+    public int NewPipe()
+    {
+        int* fds = stackalloc int[2];
+        if (Native.pipe2(fds, Native.OCloexec) != 0)
+        {
+            return -1;
+        }
+
+        _owned.Add(fds[0]);
+        _owned.Add(fds[1]);
+        return fds[0];
+    }
+
+    /// <summary>Sends all of <paramref name="data"/>, the descriptors riding on the first byte.</summary>
+    /// <param name="data">The bytes (at least one when descriptors are given).</param>
+    /// <param name="fds">Descriptors to pass (at most 16).</param>
+    /// <returns>False when the peer is gone.</returns>
+    public bool Send(ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
+    {
+        int controlLength = fds.IsEmpty ? 0 : 16 + (((fds.Length * 4) + 7) & ~7);
+        byte* control = stackalloc byte[Math.Max(controlLength, 1)];
+        while (!data.IsEmpty)
+        {
+            nint sent;
+            fixed (byte* pointer = data)
+            {
+                var iov = new Native.IoVec { Base = pointer, Length = (nuint)data.Length };
+                var message = new Native.MsgHdr { Iov = &iov, IovLength = 1 };
+                if (!fds.IsEmpty)
+                {
+                    new Span<byte>(control, controlLength).Clear();
+                    *(ulong*)control = (ulong)(16 + (fds.Length * 4));
+                    *(int*)(control + 8) = Native.SolSocket;
+                    *(int*)(control + 12) = Native.ScmRights;
+                    fds.CopyTo(new Span<int>(control + 16, fds.Length));
+                    message.Control = control;
+                    message.ControlLength = (nuint)controlLength;
+                }
+
+                sent = Native.sendmsg(_fd, &message, Native.MsgNoSignal);
+            }
+
+            if (sent < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno is Native.Eintr or Native.Eagain)
+                {
+                    continue;
+                }
+
+                return false;
+            }
+
+            data = data[(int)sent..];
+            fds = default;
+        }
+
+        return true;
+    }
+
+    /// <summary>Reads what the backend sent, waiting at most <paramref name="timeoutMs"/> for it.</summary>
+    /// <param name="buffer">Where the bytes go.</param>
+    /// <param name="timeoutMs">How long to wait for the first byte.</param>
+    /// <returns>The bytes read; 0 at end of stream; -1 on timeout or error.</returns>
+    public int Receive(Span<byte> buffer, int timeoutMs)
+    {
+        while (true)
+        {
+            var poll = new Native.PollFd { Fd = _fd, Events = Native.PollIn };
+            int ready = Native.poll(&poll, 1, timeoutMs);
+            if (ready < 0 && Marshal.GetLastPInvokeError() == Native.Eintr)
+            {
+                continue;
+            }
+
+            if (ready <= 0)
+            {
+                return -1;
+            }
+
+            fixed (byte* pointer = buffer)
+            {
+                nint read = Native.read(_fd, pointer, (nuint)buffer.Length);
+                if (read < 0 && Marshal.GetLastPInvokeError() is Native.Eintr or Native.Eagain)
+                {
+                    continue;
+                }
+
+                return read < 0 ? 0 : (int)read;
+            }
+        }
+    }
+
+    /// <summary>Half-closes: the backend reads end of stream after everything sent.</summary>
+    public void ShutdownWrite() => _ = Native.shutdown(_fd, Native.ShutWrite);
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (int fd in _owned)
+        {
+            _ = Native.close(fd);
+        }
+
+        _owned.Clear();
+        if (_fd >= 0)
+        {
+            _ = Native.close(_fd);
+            _fd = -1;
+        }
+    }
+}
