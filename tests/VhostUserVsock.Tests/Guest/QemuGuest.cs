@@ -180,12 +180,14 @@ public sealed class QemuGuest : IAsyncDisposable
             "-accel", "tcg", "-cpu", "qemu64", "-smp", "1", "-m", mem,
             "-object", $"memory-backend-memfd,id=mem,size={mem},share=on",
             "-machine", "q35,memory-backend=mem",
-            "-nodefaults", "-nographic", "-no-reboot",
+            "-nodefaults", "-nographic",
             "-chardev", $"file,id=serial0,path={EscapeOption(serialPath)}", "-serial", "chardev:serial0",
             "-monitor", "none",
             "-kernel", image.KernelPath, "-initrd", image.InitrdPath,
             "-append", BuildKernelCommandLine(options),
         };
+        if (!options.AllowReboot)
+            args.Add("-no-reboot");
         if (options.VhostUserSocketPath is { } socket)
         {
             args.AddRange(

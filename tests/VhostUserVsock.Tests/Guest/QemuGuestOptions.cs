@@ -31,6 +31,12 @@ public sealed record QemuGuestOptions
     /// <summary>Print the whole kernel log (KMSG lines) before GUEST-DONE, not just warnings.</summary>
     public bool FullKernelLog { get; init; }
 
+    /// <summary>
+    /// Let a guest reboot in place (no <c>-no-reboot</c>): QEMU and its vhost-user connection stay, the
+    /// guest boots again and runs the same commands. Off: a reboot ends QEMU.
+    /// </summary>
+    public bool AllowReboot { get; init; }
+
     /// <summary>More kernel command line words.</summary>
     public IReadOnlyList<string> ExtraKernelArguments { get; init; } = [];
 
