@@ -66,6 +66,13 @@ public sealed class GuestRebootTests(ITestOutputHelper output)
             else
             {
                 output.WriteLine($"boot 2: the old guest's host connection is still open {StaleLimit.TotalSeconds:0} s after GUEST-READY");
+                // diagnosis: a host write reaches the new kernel, which answers RST for a connection it does not know
+                var wrote = Stopwatch.GetTimestamp();
+                await HostStreams.SendPatternAsync(stale, 1, 0, shutdown: false, cts.Token);
+                var closedByWrite = await Task.WhenAny(staleEnd, Task.Delay(TimeSpan.FromSeconds(5), cts.Token)) == staleEnd;
+                output.WriteLine(closedByWrite
+                    ? $"boot 2: after a 1-byte host write it ended ({(await staleEnd).How}) {Stopwatch.GetElapsedTime(wrote, (await staleEnd).At).TotalMilliseconds:0} ms later: the new guest answers RST"
+                    : "boot 2: a 1-byte host write did not end it within 5 s either");
             }
 
             // the new guest carries traffic
