@@ -161,6 +161,7 @@ static bool Row(string label, Stats host, string guestResult)
     bool same = (raw || Value("crc32") == host.CrcHex) && host.PatternOk && Value("bytes") == host.Bytes.ToString(CultureInfo.InvariantCulture);
     string verdict = !same ? "DIFFERENT" : raw ? "not checked (raw)" : "equal";
     Console.WriteLine($"  {label}    {host.MiBps,10:0.0}  {Value("mibps"),11}  {host.CrcHex,11}  {Value("crc32"),12}  {verdict}");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"THROUGHPUT {label.Replace(" ", "", StringComparison.Ordinal)} {host.MiBps:0.0} {Value("mibps")}"));
     return same;
 }
 
