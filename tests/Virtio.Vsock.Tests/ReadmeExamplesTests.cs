@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Virtio.Memory;
 using Virtio.Queue;
 using Virtio.Queue.Testing;
@@ -108,7 +107,7 @@ public sealed class ReadmeExamplesTests
     [InlineData("rx")]
     public void The_readme_shows_exactly_this_code(string example)
     {
-        string source = File.ReadAllText(ThisFile());
+        string source = File.ReadAllText(Path.Combine(RepositoryRoot(), "tests", "Virtio.Vsock.Tests", "ReadmeExamplesTests.cs"));
         string begin = $"// README:{example}-begin\n";
         int start = source.IndexOf(begin, StringComparison.Ordinal) + begin.Length;
         int end = source.IndexOf($"        // README:{example}-end", StringComparison.Ordinal);
@@ -118,16 +117,21 @@ public sealed class ReadmeExamplesTests
         Assert.Contains(snippet, readme);
     }
 
-    private static string ThisFile([CallerFilePath] string path = "") => path;
+    /// <summary>The repository root: the first folder holding VirtioVsock.slnx above the test binaries
+    /// (or, for builds with an artifacts path elsewhere, above the working directory).</summary>
+    /// <remarks>Not the compiler's source path: CI builds map it to <c>/_/</c> (deterministic builds).</remarks>
+    private static string RepositoryRoot() =>
+        FindAbove(AppContext.BaseDirectory) ?? FindAbove(Environment.CurrentDirectory)
+        ?? throw new InvalidOperationException("VirtioVsock.slnx not found above " + AppContext.BaseDirectory);
 
-    private static string RepositoryRoot()
+    private static string? FindAbove(string start)
     {
-        string? directory = Path.GetDirectoryName(ThisFile());
+        string? directory = Path.GetFullPath(start);
         while (directory is not null && !File.Exists(Path.Combine(directory, "VirtioVsock.slnx")))
         {
-            directory = Path.GetDirectoryName(directory);
+            directory = Path.GetDirectoryName(directory.TrimEnd(Path.DirectorySeparatorChar));
         }
 
-        return directory ?? throw new InvalidOperationException("VirtioVsock.slnx not found above the test source.");
+        return directory;
     }
 }
