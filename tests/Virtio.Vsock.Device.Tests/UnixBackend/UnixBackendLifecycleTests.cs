@@ -124,6 +124,33 @@ public sealed class UnixBackendLifecycleTests
     }
 
     [Fact(Timeout = 20_000)]
+    public async Task AGuestThatClosesRightAfterAcceptingGivesTheHostOkThenEndOfStream()
+    {
+        const int Count = 30;
+        await using var h = new UnixBackendHarness();
+        using GuestListener listener = h.Guest.Listen(9021);
+        Task guests = Task.Run(async () =>
+        {
+            var closes = new List<Task>();
+            for (int i = 0; i < Count; i++)
+            {
+                closes.Add((await listener.AcceptAsync(Token)).CloseAsync());
+            }
+
+            await Task.WhenAll(closes);
+        }, Token);
+
+        await Task.WhenAll(Enumerable.Range(0, Count).Select(_ => Task.Run(async () =>
+        {
+            using Socket host = await UnixTestSockets.ConnectAsync(h.UdsPath);
+            await host.SendAsync("CONNECT 9021\n"u8.ToArray(), SocketFlags.None, Token);
+            Assert.Matches(@"^OK \d+\n$", Encoding.ASCII.GetString(await UnixTestSockets.ReadToEndAsync(host)));
+        }, Token)));
+        await guests;
+        Assert.Equal(Count, h.Backend.Counters.HostConnects);
+    }
+
+    [Fact(Timeout = 20_000)]
     public async Task StartRefusesALivePathAndTwoStarts()
     {
         await using var h = new UnixBackendHarness();

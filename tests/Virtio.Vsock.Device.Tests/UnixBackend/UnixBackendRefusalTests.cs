@@ -81,6 +81,19 @@ public sealed class UnixBackendRefusalTests
     }
 
     [Fact(Timeout = 20_000)]
+    public async Task HostConnectTheGuestNeverAnswersIsClosedAfterTheConnectTimeout()
+    {
+        await using var h = new UnixBackendHarness(new VsockDeviceOptions { ConnectTimeout = TimeSpan.FromMilliseconds(300) });
+        h.Guest.ClaimRawPort(7102);
+        using Socket host = await UnixTestSockets.ConnectAsync(h.UdsPath);
+        var watch = Stopwatch.StartNew();
+        await host.SendAsync("CONNECT 7102\n"u8.ToArray(), SocketFlags.None, Token);
+        Assert.Empty(await UnixTestSockets.ReadToEndAsync(host));
+        Assert.InRange(watch.ElapsedMilliseconds, 250, 2000);
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => h.Backend.Counters.HostConnectsFailed == 1 && h.Backend.Counters.OpenSockets == 0));
+    }
+
+    [Fact(Timeout = 20_000)]
     public async Task HostConnectWithAMalformedLineIsClosedAndTheListenerKeepsServing()
     {
         await using var h = new UnixBackendHarness();

@@ -19,7 +19,7 @@ public readonly record struct UnixSocketBackendCounters
     /// <summary>Guest-initiated connections refused (no socket file, nobody listening, backlog full until the timeout, ...).</summary>
     public long GuestConnectsRefused { get; init; }
 
-    /// <summary>Host sockets open right now (connections, and host connections waiting for the guest).</summary>
+    /// <summary>Host sockets the backend holds right now: connections, and host connections waiting for the guest's answer (sockets of handshakes still reading their line are counted by the listeners).</summary>
     public int OpenSockets { get; init; }
 
     /// <summary>Host connections waiting for the guest's answer right now.</summary>
