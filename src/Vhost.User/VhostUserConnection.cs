@@ -1001,7 +1001,10 @@ public sealed class VhostUserConnection : IDisposable
         {
             if (slot.TryTranslate(userAddress, out guestAddress))
             {
-                return true;
+                // The virtio alignment rules are about guest physical addresses: a region whose frontend and
+                // guest addresses differ in their low bits turns an aligned frontend address into a misaligned ring.
+                return guestAddress.IsAligned(alignment)
+                    || Refuse($"queue {index} {part} address 0x{userAddress:x} translates to guest address {guestAddress}, which is not {alignment}-byte aligned");
             }
         }
 
