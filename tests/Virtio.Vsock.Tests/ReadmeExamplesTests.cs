@@ -1,3 +1,4 @@
+using System.Reflection;
 using Virtio.Memory;
 using Virtio.Queue;
 using Virtio.Queue.Testing;
@@ -117,21 +118,9 @@ public sealed class ReadmeExamplesTests
         Assert.Contains(snippet, readme);
     }
 
-    /// <summary>The repository root: the first folder holding VirtioVsock.slnx above the test binaries
-    /// (or, for builds with an artifacts path elsewhere, above the working directory).</summary>
+    /// <summary>The repository root, recorded at build time by tests/Directory.Build.props.</summary>
     /// <remarks>Not the compiler's source path: CI builds map it to <c>/_/</c> (deterministic builds).</remarks>
     private static string RepositoryRoot() =>
-        FindAbove(AppContext.BaseDirectory) ?? FindAbove(Environment.CurrentDirectory)
-        ?? throw new InvalidOperationException("VirtioVsock.slnx not found above " + AppContext.BaseDirectory);
-
-    private static string? FindAbove(string start)
-    {
-        string? directory = Path.GetFullPath(start);
-        while (directory is not null && !File.Exists(Path.Combine(directory, "VirtioVsock.slnx")))
-        {
-            directory = Path.GetDirectoryName(directory.TrimEnd(Path.DirectorySeparatorChar));
-        }
-
-        return directory;
-    }
+        typeof(ReadmeExamplesTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .Single(a => a.Key == "RepositoryRoot").Value!;
 }
