@@ -12,16 +12,27 @@ public static class Minimizer
     /// <param name="target">The target.</param>
     /// <param name="finding">The finding.</param>
     /// <param name="budget">A time cap.</param>
+    /// <param name="attempts">How often a candidate is run before it counts as passing (above 1 for findings that depend on timing).</param>
     /// <returns>The smallest input found that still fails the same way.</returns>
-    public static byte[] Minimize(FuzzTarget target, FuzzFinding finding, TimeSpan budget)
+    public static byte[] Minimize(FuzzTarget target, FuzzFinding finding, TimeSpan budget, int attempts = 1)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(finding);
         string signature = Signature(finding.Exception);
         byte[] best = finding.Input;
         var stopwatch = Stopwatch.StartNew();
-        bool SameFailure(byte[] candidate) =>
-            MutationRun.RunOne(target, candidate, "minimizer") is { } again && Signature(again.Exception) == signature;
+        bool SameFailure(byte[] candidate)
+        {
+            for (int attempt = 0; attempt < attempts; attempt++)
+            {
+                if (MutationRun.RunOne(target, candidate, "minimizer") is { } again)
+                {
+                    return Signature(again.Exception) == signature;
+                }
+            }
+
+            return false;
+        }
 
         for (int chunk = Math.Max(best.Length / 2, 1); chunk >= 1 && stopwatch.Elapsed < budget; chunk /= 2)
         {

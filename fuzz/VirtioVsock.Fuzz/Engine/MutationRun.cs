@@ -30,6 +30,17 @@ public static class MutationRun
         }
     }
 
+    /// <summary>Runs the corpus, then up to <paramref name="iterations"/> mutations; stops at the first finding.</summary>
+    /// <param name="target">The target.</param>
+    /// <param name="corpus">The inputs to start from.</param>
+    /// <param name="iterations">The number of mutated inputs.</param>
+    /// <param name="seed">The mutator's seed.</param>
+    /// <param name="budget">A time cap.</param>
+    /// <param name="executed">The number of inputs run.</param>
+    /// <returns>The first finding, or null.</returns>
+    public static FuzzFinding? Run(FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed) =>
+        Run(target, corpus, iterations, seed, budget, out executed, known: null, out _);
+
     /// <summary>Runs the corpus, then up to <paramref name="iterations"/> mutations or until <paramref name="budget"/> has passed.</summary>
     /// <param name="target">The target.</param>
     /// <param name="corpus">The inputs to start from (at least one).</param>
@@ -37,9 +48,12 @@ public static class MutationRun
     /// <param name="seed">The mutator's seed.</param>
     /// <param name="budget">A time cap (the run stops early, and says so, when it is reached).</param>
     /// <param name="executed">The number of inputs run.</param>
-    /// <returns>The first finding, or null.</returns>
-    public static FuzzFinding? Run(FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed)
+    /// <param name="known">Findings already reported and still open: counted in <paramref name="knownHits"/> and passed over.</param>
+    /// <param name="knownHits">How many inputs hit a known finding.</param>
+    /// <returns>The first finding that is not known, or null.</returns>
+    public static FuzzFinding? Run(FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed, Predicate<FuzzFinding>? known, out int knownHits)
     {
+        knownHits = 0;
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(corpus);
         executed = 0;
@@ -48,6 +62,12 @@ public static class MutationRun
             executed++;
             if (RunOne(target, data, $"corpus file {name}") is { } finding)
             {
+                if (known?.Invoke(finding) == true)
+                {
+                    knownHits++;
+                    continue;
+                }
+
                 return finding;
             }
         }
@@ -68,6 +88,12 @@ public static class MutationRun
             executed++;
             if (RunOne(target, input, $"mutation {i} of seed {seed}") is { } finding)
             {
+                if (known?.Invoke(finding) == true)
+                {
+                    knownHits++;
+                    continue;
+                }
+
                 return finding;
             }
         }

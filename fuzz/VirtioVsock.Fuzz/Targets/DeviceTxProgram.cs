@@ -48,6 +48,7 @@ internal sealed class DeviceTxProgram : IDisposable
     private readonly List<Task> _hostOps = [];
     private readonly CancellationTokenSource _cancel = new();
     private readonly GuestAddress _arena;
+    private readonly bool _trace = Environment.GetEnvironmentVariable("VSOCK_FUZZ_TRACE") == "1";
     private ulong _arenaUsed;
 
     public DeviceTxProgram(GuestSimulator guest, VsockDevice device, InProcessBackend backend)
@@ -81,6 +82,7 @@ internal sealed class DeviceTxProgram : IDisposable
         for (int ops = 0; ops < DeviceTxTarget.MaxOps && !input.IsEmpty; ops++)
         {
             byte op = input.U8();
+            Trace($"op {ops}: 0x{op:x2} ({(op % 8) switch { < 3 => "packet", 3 => "raw chain", 4 => "host", 5 => "drain", 6 => "connect", _ => "guest" }})");
             switch (op % 8)
             {
                 case 0:
@@ -259,6 +261,7 @@ internal sealed class DeviceTxProgram : IDisposable
                 break;
         }
 
+        Trace($"  {header} payload {payloadLength} layout {layout & 7}");
         Post(buffers, indirect, corrupt: null);
     }
 
@@ -289,6 +292,7 @@ internal sealed class DeviceTxProgram : IDisposable
             buffers.Add(new TestBuffer(new GuestAddress(address), length, (a & 8) != 0));
         }
 
+        Trace($"  {string.Join(", ", buffers)}{(indirect ? " indirect" : string.Empty)}");
         byte corrupt = input.U8();
         (ushort Flags, ushort Next)? head = (corrupt & 1) != 0 ? (input.U16(), input.U16()) : null;
         (int Index, ushort Flags, ushort Next)? entry = (corrupt & 2) != 0 ? (input.U8() % count, input.U16(), input.U16()) : null;
@@ -406,7 +410,9 @@ internal sealed class DeviceTxProgram : IDisposable
 
     private void Guest(ref FuzzReader input)
     {
-        switch (input.U8() % 4)
+        byte action = input.U8();
+        Trace($"  guest action {action % 4} (rx paused {_guest.RxPaused})");
+        switch (action % 4)
         {
             case 0:
                 _guest.RxPaused = !_guest.RxPaused;
@@ -420,6 +426,14 @@ internal sealed class DeviceTxProgram : IDisposable
             default:
                 _device.Kick(input.U8() % 4);
                 break;
+        }
+    }
+
+    private void Trace(string line)
+    {
+        if (_trace)
+        {
+            Console.Error.WriteLine($"[device-tx] {line}");
         }
     }
 

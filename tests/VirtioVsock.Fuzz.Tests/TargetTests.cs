@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using VirtioVsock.Fuzz.Engine;
+
+namespace VirtioVsock.Fuzz.Tests;
+
+/// <summary>
+/// Every fuzz target over its checked-in corpus (seeds and finding reproducers) and a fixed number of
+/// deterministic mutations, so each build exercises the targets without AFL. A finding fails the test with
+/// a minimized input in hex (also written to the temp folder): add it to <c>fuzz/corpus/&lt;target&gt;/</c>.
+/// </summary>
+public sealed class TargetTests
+{
+    /// <summary>The mutator's seed: fixed, so every run tries the same inputs.</summary>
+    private const int Seed = 0x5eed_2025;
+
+    /// <summary>Mutations per target and a time cap each, together about 20 s on two cores.</summary>
+    private static readonly Dictionary<string, (int Mutations, TimeSpan Cap)> Budgets = new()
+    {
+        ["packet-tx"] = (3000, TimeSpan.FromSeconds(5)),
+        ["packet-rx"] = (3000, TimeSpan.FromSeconds(5)),
+        ["connect-line"] = (5000, TimeSpan.FromSeconds(3)),
+        ["device-tx"] = (400, TimeSpan.FromSeconds(8)),
+        ["vhost-user-message"] = (1000, TimeSpan.FromSeconds(6)),
+    };
+
+    public static TheoryData<string> Targets => Corpus.TargetNames();
+
+    public static TheoryData<string> OpenFindings
+    {
+        get
+        {
+            var data = new TheoryData<string>();
+            foreach ((_, string file, _, _) in KnownFindings.Open)
+            {
+                data.Add(file);
+            }
+
+            return data;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Targets))]
+    public void CorpusAndMutationsFindNothing(string name)
+    {
+        FuzzTarget target = FuzzTargets.Find(name)!;
+        IReadOnlyList<(string Name, byte[] Data)> corpus = Corpus.Of(name);
+        Assert.NotEmpty(corpus);
+        (int mutations, TimeSpan cap) = Budgets[name];
+        var stopwatch = Stopwatch.StartNew();
+        FuzzFinding? finding = MutationRun.Run(target, corpus, mutations, Seed, cap, out int executed, KnownFindings.IsKnown, out int knownHits);
+        ITestOutputHelper? output = TestContext.Current.TestOutputHelper;
+        output?.WriteLine($"{name}: {executed} inputs ({corpus.Count} corpus files) in {stopwatch.Elapsed.TotalSeconds:F1} s; {knownHits} hit a known open finding");
+        if (finding is null)
+        {
+            return;
+        }
+
+        byte[] minimized = Minimizer.Minimize(target, finding, TimeSpan.FromSeconds(20), attempts: 3);
+        string path = Path.Combine(Path.GetTempPath(), $"{name}-finding-{Environment.ProcessId}.bin");
+        File.WriteAllBytes(path, minimized);
+        Assert.Fail($"{finding}{Environment.NewLine}minimized ({minimized.Length} bytes, saved to {path}): {Convert.ToHexString(minimized)}");
+    }
+
+    [Theory]
+    [MemberData(nameof(OpenFindings))]
+    public void OpenFindingStillReproduces(string file)
+    {
+        (string target, _, string messageStart, string report) = KnownFindings.Open.Single(open => open.File == file);
+        byte[] input = Corpus.Of(target).Single(entry => entry.Name == file).Data;
+        FuzzFinding? finding = MutationRun.RunOne(FuzzTargets.Find(target)!, input, file);
+        if (finding is not null)
+        {
+            Assert.Contains(messageStart, finding.Exception.Message, StringComparison.Ordinal);
+            Assert.Skip($"open finding, reported and not fixed yet: {report}");
+        }
+    }
+}
