@@ -386,8 +386,15 @@ public sealed class GuestSocket
 
     private void UpdateCredit(in VsockHeader header)
     {
+        bool grew = header.BufAlloc != _peerBufAlloc || header.FwdCnt != _peerFwdCnt;
         _peerBufAlloc = header.BufAlloc;
         _peerFwdCnt = header.FwdCnt;
+        if (grew && State == GuestSocketState.Connected)
+        {
+            // Like Linux's sk_write_space: credit carried by any packet (an RW included) wakes a
+            // sender that ran out of it; the device need not send a separate CREDIT_UPDATE.
+            _sim.ScheduleTx(this);
+        }
     }
 
     private void Reset()
