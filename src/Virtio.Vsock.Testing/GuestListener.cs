@@ -2,7 +2,7 @@ using System.Threading.Channels;
 
 namespace Virtio.Vsock.Testing;
 
-/// <summary>A simulated guest socket listening on a port for host connections (the guest accepts at once, like Linux).</summary>
+/// <summary>A simulated guest socket listening on a port for connections from the host or sibling guests (the guest accepts at once, like Linux).</summary>
 public sealed class GuestListener : IDisposable
 {
     private readonly GuestSimulator _simulator;
@@ -21,7 +21,7 @@ public sealed class GuestListener : IDisposable
     /// <summary>Stream or seqpacket.</summary>
     public VsockType Type { get; }
 
-    /// <summary>Waits for the next connection from the host.</summary>
+    /// <summary>Waits for the next connection (from the host or a sibling guest).</summary>
     /// <param name="cancellationToken">Cancellation.</param>
     /// <returns>The connected socket.</returns>
     public ValueTask<GuestSocket> AcceptAsync(CancellationToken cancellationToken = default) => _accepted.Reader.ReadAsync(cancellationToken);

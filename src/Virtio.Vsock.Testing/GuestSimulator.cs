@@ -36,7 +36,7 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
     private readonly Stack<int> _freeTxSlots = new();
     private readonly int[] _txHeadToSlot;
     private readonly GuestAddress _eventBuffers;
-    private readonly Dictionary<(uint Local, uint Peer), GuestSocket> _sockets = [];
+    private readonly Dictionary<(uint Local, ulong PeerCid, uint Peer), GuestSocket> _sockets = [];
     private readonly Dictionary<(uint Port, VsockType Type), GuestListener> _listeners = [];
     private readonly Queue<GuestSocket> _txQueue = new();
     private readonly HashSet<uint> _rawPorts = [];
@@ -48,6 +48,7 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
     private VsockDevice? _device;
     private uint _nextPort = 49152;
     private volatile bool _stopping;
+    private volatile bool _rxPaused;
     private int _transportResets;
 
     /// <summary>Creates the simulator (guest memory and queues); <see cref="Attach"/> connects it to a device.</summary>
@@ -174,30 +175,54 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
         _thread.Start();
     }
 
+    /// <summary>
+    /// Stops taking used RX buffers (the driver neither reads nor reposts them), as a guest whose driver is stuck
+    /// or hostile would: the device runs out of RX buffers. Setting it back to <see langword="false"/> resumes.
+    /// </summary>
+    public bool RxPaused
+    {
+        get => _rxPaused;
+        set
+        {
+            _rxPaused = value;
+            _wake.Set();
+        }
+    }
+
     /// <summary>Connects to <paramref name="hostPort"/> on the host (CID 2).</summary>
     /// <param name="hostPort">The host port.</param>
     /// <param name="type">Stream or seqpacket.</param>
     /// <param name="cancellationToken">Cancellation.</param>
     /// <returns>The connected socket.</returns>
     /// <exception cref="GuestSocketException">Refused (RST) or timed out.</exception>
-    public async Task<GuestSocket> ConnectAsync(uint hostPort, VsockType type = VsockType.Stream, CancellationToken cancellationToken = default)
+    public Task<GuestSocket> ConnectAsync(uint hostPort, VsockType type = VsockType.Stream, CancellationToken cancellationToken = default) =>
+        ConnectToAsync(VsockCid.Host, hostPort, type, cancellationToken);
+
+    /// <summary>Connects to <paramref name="port"/> at <paramref name="cid"/>: the host (2) or a sibling guest.</summary>
+    /// <param name="cid">The peer's CID.</param>
+    /// <param name="port">The peer's port.</param>
+    /// <param name="type">Stream or seqpacket.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The connected socket.</returns>
+    /// <exception cref="GuestSocketException">Refused (RST) or timed out.</exception>
+    public async Task<GuestSocket> ConnectToAsync(ulong cid, uint port, VsockType type = VsockType.Stream, CancellationToken cancellationToken = default)
     {
         GuestSocket socket;
         lock (Sync)
         {
-            uint port;
+            uint localPort;
             do
             {
-                port = _nextPort++;
+                localPort = _nextPort++;
                 if (_nextPort == 0)
                 {
                     _nextPort = 49152;
                 }
             }
-            while (_sockets.ContainsKey((port, hostPort)));
+            while (_sockets.ContainsKey((localPort, cid, port)));
 
-            socket = new GuestSocket(this, type, port, hostPort, GuestSocketState.Connecting);
-            _sockets.Add((port, hostPort), socket);
+            socket = new GuestSocket(this, type, localPort, cid, port, GuestSocketState.Connecting);
+            _sockets.Add((localPort, cid, port), socket);
             socket.StartConnect();
             ScheduleTx(socket);
         }
@@ -213,13 +238,13 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
                 socket.OnConnectTimeout();
             }
 
-            throw new GuestSocketException($"Connect to host port {hostPort} timed out.");
+            throw new GuestSocketException($"Connect to {cid}:{port} timed out.");
         }
 
         return socket;
     }
 
-    /// <summary>Listens on a guest port for host connections.</summary>
+    /// <summary>Listens on a guest port for connections from the host or from sibling guests.</summary>
     /// <param name="port">The guest port.</param>
     /// <param name="type">Stream or seqpacket.</param>
     /// <returns>The listener.</returns>
@@ -346,9 +371,9 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
 
     internal void Forget(GuestSocket socket)
     {
-        if (_sockets.TryGetValue((socket.LocalPort, socket.PeerPort), out GuestSocket? current) && ReferenceEquals(current, socket))
+        if (_sockets.TryGetValue((socket.LocalPort, socket.PeerCid, socket.PeerPort), out GuestSocket? current) && ReferenceEquals(current, socket))
         {
-            _sockets.Remove((socket.LocalPort, socket.PeerPort));
+            _sockets.Remove((socket.LocalPort, socket.PeerCid, socket.PeerPort));
         }
     }
 
@@ -376,7 +401,7 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
             {
                 for (int round = 0; round < 64; round++)
                 {
-                    bool progress = ReapTx() | ReapRx() | ReapEvents() | PumpTx();
+                    bool progress = ReapTx() | (!_rxPaused && ReapRx()) | ReapEvents() | PumpTx();
                     if (!progress)
                     {
                         break;
@@ -512,13 +537,13 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
             return;
         }
 
-        if (header.DstCid != GuestCid || header.SrcCid != VsockCid.Host)
+        if (header.DstCid != GuestCid || (header.SrcCid != VsockCid.Host && !VsockCid.IsValidGuestCid(header.SrcCid)))
         {
             MalformedRxPackets++;
             return;
         }
 
-        if (_sockets.TryGetValue((header.DstPort, header.SrcPort), out GuestSocket? socket))
+        if (_sockets.TryGetValue((header.DstPort, header.SrcCid, header.SrcPort), out GuestSocket? socket))
         {
             socket.OnPacket(header, payload);
             return;
@@ -526,8 +551,8 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
 
         if (header.Op == VsockOp.Request && _listeners.TryGetValue((header.DstPort, header.Type), out GuestListener? listener))
         {
-            socket = new GuestSocket(this, header.Type, header.DstPort, header.SrcPort, GuestSocketState.Connected);
-            _sockets.Add((header.DstPort, header.SrcPort), socket);
+            socket = new GuestSocket(this, header.Type, header.DstPort, header.SrcCid, header.SrcPort, GuestSocketState.Connected);
+            _sockets.Add((header.DstPort, header.SrcCid, header.SrcPort), socket);
             socket.StartAccepted(header);
             ScheduleTx(socket);
             listener.Deliver(socket);
@@ -539,7 +564,7 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
             _rawQueue.Enqueue((new VsockHeader
             {
                 SrcCid = GuestCid,
-                DstCid = VsockCid.Host,
+                DstCid = header.SrcCid,
                 SrcPort = header.DstPort,
                 DstPort = header.SrcPort,
                 Type = header.Type,

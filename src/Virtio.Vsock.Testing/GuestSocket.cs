@@ -36,11 +36,12 @@ public sealed class GuestSocket
     private ShutdownFlags _peerShutdown;
     private int _pendingMessages;
 
-    internal GuestSocket(GuestSimulator simulator, VsockType type, uint localPort, uint peerPort, GuestSocketState state)
+    internal GuestSocket(GuestSimulator simulator, VsockType type, uint localPort, ulong peerCid, uint peerPort, GuestSocketState state)
     {
         _sim = simulator;
         Type = type;
         LocalPort = localPort;
+        PeerCid = peerCid;
         PeerPort = peerPort;
         State = state;
         BufAlloc = simulator.Options.BufferSize;
@@ -52,7 +53,10 @@ public sealed class GuestSocket
     /// <summary>The guest port.</summary>
     public uint LocalPort { get; }
 
-    /// <summary>The host port.</summary>
+    /// <summary>The peer's CID: the host (2) or a sibling guest.</summary>
+    public ulong PeerCid { get; }
+
+    /// <summary>The peer's port.</summary>
     public uint PeerPort { get; }
 
     /// <summary>The state.</summary>
@@ -300,7 +304,7 @@ public sealed class GuestSocket
         if (State == GuestSocketState.Connecting)
         {
             _needRst = true;
-            _connected.TrySetException(new GuestSocketException($"Connect to host port {PeerPort} timed out."));
+            _connected.TrySetException(new GuestSocketException($"Connect to {PeerCid}:{PeerPort} timed out."));
             _sim.ScheduleTx(this);
         }
     }
@@ -312,7 +316,7 @@ public sealed class GuestSocket
             bool orderly = State == GuestSocketState.Closing;
             if (State == GuestSocketState.Connecting)
             {
-                _connected.TrySetException(new GuestSocketException($"Connection to host port {PeerPort} refused."));
+                _connected.TrySetException(new GuestSocketException($"Connection to {PeerCid}:{PeerPort} refused."));
             }
 
             Finish(reset: !orderly);
@@ -326,6 +330,12 @@ public sealed class GuestSocket
         }
 
         UpdateCredit(header);
+        if (_tx.HasData)
+        {
+            // Like Linux (sk_write_space): credit carried by any packet wakes a sender that waits for it.
+            _sim.ScheduleTx(this);
+        }
+
         switch (header.Op)
         {
             case VsockOp.Response when State == GuestSocketState.Connecting:
@@ -530,7 +540,7 @@ public sealed class GuestSocket
         header = new VsockHeader
         {
             SrcCid = _sim.GuestCid,
-            DstCid = VsockCid.Host,
+            DstCid = PeerCid,
             SrcPort = LocalPort,
             DstPort = PeerPort,
             Len = (uint)length,

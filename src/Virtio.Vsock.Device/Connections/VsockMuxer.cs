@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Virtio.Vsock.Device.Siblings;
 
 namespace Virtio.Vsock.Device;
 
@@ -13,7 +14,9 @@ namespace Virtio.Vsock.Device;
 /// timers and host-side port allocation.</para>
 /// <para><b>RST rules:</b> an unknown or un-negotiated <c>type</c>, a REQUEST nobody can take (no backend
 /// answer, connection limit), and any packet of an unknown connection get RST, unless the packet is itself
-/// an RST. Packets with a source CID other than the guest's are dropped (counted).</para>
+/// an RST. Packets with a source CID other than the guest's are dropped (counted). Packets for a CID other
+/// than the host's go to the <see cref="SiblingRelay"/> when the device has one (its refusals are answered
+/// with RST here too), else get RST.</para>
 /// <para><b>Must never:</b> touch queues or guest memory beyond the packet objects it is handed, grow without
 /// bound (connections are capped, the RST ring is fixed and TX pauses while it is full), or run on any
 /// thread but the device loop.</para>
@@ -57,6 +60,9 @@ internal sealed class VsockMuxer
     /// <summary>The negotiated feature word (decides which socket types are valid).</summary>
     public ulong Features { get; set; }
 
+    /// <summary>Where packets for sibling guests go, or <see langword="null"/> when the guest reaches only the host.</summary>
+    public SiblingRelay? Siblings { get; set; }
+
     /// <summary>Whether the reset ring is full: TX must pause until RX drains it.</summary>
     public bool ResetQueueFull => _resetCount == _pendingResets.Length;
 
@@ -85,9 +91,19 @@ internal sealed class VsockMuxer
 
         VsockOp op = packet.Op;
         VsockType type = packet.Type;
-        if (!TypeAllowed(type) || packet.DstCid != VsockCid.Host)
+        if (!TypeAllowed(type))
         {
             ReplyRst(packet);
+            return;
+        }
+
+        if (packet.DstCid != VsockCid.Host)
+        {
+            if (Siblings is null || !Siblings.HandleTx(packet, now))
+            {
+                ReplyRst(packet);
+            }
+
             return;
         }
 
@@ -127,7 +143,10 @@ internal sealed class VsockMuxer
         connection.StartAccepting(in header, now);
     }
 
-    private bool TypeAllowed(VsockType type) => type switch
+    /// <summary>Whether <paramref name="type"/> was negotiated.</summary>
+    /// <param name="type">A socket type from a header.</param>
+    /// <returns><see langword="true"/> for stream or seqpacket when the guest accepted that feature.</returns>
+    public bool TypeAllowed(VsockType type) => type switch
     {
         VsockType.Stream => VsockFeatures.StreamEnabled(Features),
         VsockType.SeqPacket => VsockFeatures.SeqPacketEnabled(Features),

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Virtio.Memory;
 using Virtio.Queue;
+using Virtio.Vsock.Device.Siblings;
 
 namespace Virtio.Vsock.Device;
 
@@ -22,8 +23,12 @@ namespace Virtio.Vsock.Device;
 /// pauses only while that ring is full; each turn handles a bounded batch, so a guest cannot starve the
 /// loop. Kicks are suppressed while a queue is being drained (NO_NOTIFY / EVENT_IDX) and re-enabled with
 /// a re-check, so an idle device sleeps.</para>
+/// <para><b>Siblings:</b> with <see cref="VsockDeviceOptions.Siblings"/>, packets for another guest's CID go to the
+/// <see cref="SiblingRelay"/>, and packets from sibling guests share the RX queue with host connections (the
+/// two take turns). Another device is only ever reached by queuing on a route and waking its loop.</para>
 /// <para><b>Must never:</b> block or throw on the processing path, touch connections from another thread,
-/// or keep using a queue whose ring is corrupt (it is stopped and logged until the next reset/start).</para>
+/// wait for another device, or keep using a queue whose ring is corrupt (it is stopped and logged until the
+/// next reset/start).</para>
 /// <para><b>Threading:</b> every public method is thread-safe. Control operations (memory, queues, features,
 /// reset) run on the loop and wait for it; <see cref="Kick"/> only sets a bit and wakes the loop.</para>
 /// </remarks>
@@ -51,6 +56,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
     private readonly ILogger? _logger;
     private readonly DeviceEventLoop _loop;
     private readonly VsockMuxer _muxer;
+    private readonly SiblingRelay? _relay;
     private readonly VirtQueue[] _queues = new VirtQueue[VsockQueueIndex.Count];
     private readonly bool[] _running = new bool[VsockQueueIndex.Count];
     private readonly bool[] _broken = new bool[VsockQueueIndex.Count];
@@ -63,6 +69,8 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
     private bool _pendingTransportReset;
     private int _kickMask;
     private int _connectionCount;
+    private int _siblingConnectionCount;
+    private bool _rxSiblingsFirst;
     private bool _disposed;
 
     /// <summary>Creates the device and starts its loop thread (idle until queues run).</summary>
@@ -87,6 +95,13 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
 
         _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", Turn, NextDeadline);
         _muxer = new VsockMuxer(options, backend, _loop, Metrics);
+        if (options.Siblings is not null)
+        {
+            _relay = new SiblingRelay(options.Siblings, _muxer, _loop);
+            _muxer.Siblings = _relay;
+            _relay.Join(options.GuestCid, options.SiblingGroups);
+        }
+
         _loop.Start();
         backend.Attach(this);
     }
@@ -102,6 +117,12 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
 
     /// <summary>The number of live connections, as of the loop's last turn.</summary>
     public int ConnectionCount => Volatile.Read(ref _connectionCount);
+
+    /// <summary>The counters of sibling traffic, or <see langword="null"/> when the device is in no CID map.</summary>
+    public SiblingMetrics? SiblingMetrics => _relay?.Metrics;
+
+    /// <summary>The number of live connections with sibling guests, as of the loop's last turn.</summary>
+    public int SiblingConnectionCount => Volatile.Read(ref _siblingConnectionCount);
 
     /// <summary>Reads the config space (<c>le64 guest_cid</c>); bytes past its end read as 0.</summary>
     /// <param name="offset">The first byte.</param>
@@ -152,6 +173,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
             _memory?.Release();
             _memory = memory;
             Array.Clear(_broken);
+            UpdateOnline();
             Kick(VsockQueueIndex.Tx);
             Kick(VsockQueueIndex.Rx);
         });
@@ -193,6 +215,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
 
             _running[queueIndex] = true;
             _broken[queueIndex] = false;
+            UpdateOnline();
             Kick(queueIndex);
         });
     }
@@ -217,6 +240,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
             }
 
             _running[queueIndex] = false;
+            UpdateOnline();
             ushort next = queue.NextAvail;
             queue.Ready = false;
             return next;
@@ -245,6 +269,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
     public void SendTransportReset() => _loop.Invoke(() =>
     {
         _muxer.ResetAll();
+        _relay?.OnLocalReset(online: IsOnline);
         _pendingTransportReset = true;
         ProcessEvent();
     });
@@ -291,6 +316,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
         }
         finally
         {
+            _relay?.Leave();
             _loop.Dispose();
         }
     }
@@ -300,6 +326,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
     private void ResetOnLoop()
     {
         _muxer.ResetAll();
+        _relay?.OnLocalReset(online: false);
         _backend.OnDeviceReset();
         foreach (VirtQueue queue in _queues)
         {
@@ -316,9 +343,15 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
         _memory?.Release();
         _memory = null;
         Volatile.Write(ref _connectionCount, 0);
+        Volatile.Write(ref _siblingConnectionCount, 0);
     }
 
-    private long NextDeadline() => _muxer.NextDeadline;
+    private bool IsOnline => _running[VsockQueueIndex.Rx] && _running[VsockQueueIndex.Tx] && _memory is not null;
+
+    /// <summary>Tells siblings whether this guest's driver runs (new connections to it are refused while not).</summary>
+    private void UpdateOnline() => _relay?.SetOnline(IsOnline);
+
+    private long NextDeadline() => _relay is null ? _muxer.NextDeadline : Math.Min(_muxer.NextDeadline, _relay.NextDeadline);
 
     private void Turn(long now)
     {
@@ -328,6 +361,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
         if (memory is not null)
         {
             _muxer.RunTimers(now);
+            _relay?.RunTimers(now);
             bool txKicked = (kicks & (1 << VsockQueueIndex.Tx)) != 0;
             bool again = false;
             for (int round = 0; round < 4; round++)
@@ -361,6 +395,10 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
         }
 
         Volatile.Write(ref _connectionCount, _muxer.ConnectionCount);
+        if (_relay is not null)
+        {
+            Volatile.Write(ref _siblingConnectionCount, _relay.FlowCount);
+        }
     }
 
     /// <returns>Whether TX stopped at the batch limit with more chains waiting.</returns>
@@ -447,7 +485,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
         VirtQueue queue = _queues[q];
         bool used = false;
         int budget = RxBatch;
-        while (_muxer.HasRxWork)
+        while (_muxer.HasRxWork || (_relay?.HasRxWork ?? false))
         {
             if (budget-- == 0)
             {
@@ -488,7 +526,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
                 _rxHeld = true;
             }
 
-            uint length = _muxer.FillRx(_rxPacket);
+            uint length = FillRx(_rxPacket);
             if (length == 0)
             {
                 break;
@@ -506,6 +544,27 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
         }
 
         return used;
+    }
+
+    /// <summary>Fills one RX buffer from host connections or sibling guests, taking turns.</summary>
+    private uint FillRx(VsockPacket rx)
+    {
+        if (_relay is null)
+        {
+            return _muxer.FillRx(rx);
+        }
+
+        _rxSiblingsFirst = !_rxSiblingsFirst;
+        if (_rxSiblingsFirst)
+        {
+            uint used = _relay.FillRx(rx);
+            return used != 0 ? used : _muxer.FillRx(rx);
+        }
+        else
+        {
+            uint used = _muxer.FillRx(rx);
+            return used != 0 ? used : _relay.FillRx(rx);
+        }
     }
 
     private void ProcessEvent()

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Virtio.Vsock.Device.Siblings;
 
 namespace Virtio.Vsock.Device;
 
@@ -34,6 +35,16 @@ public sealed class VsockDeviceOptions
     /// <summary>The most messages a SEQPACKET connection buffers toward a slow host. Default 256.</summary>
     public int MaxBufferedMessages { get; set; } = 256;
 
+    /// <summary>The CID map shared with the devices whose guests this guest may reach by CID (sibling
+    /// communication), or <see langword="null"/> (default) when the guest reaches only the host. The device joins
+    /// the map under <see cref="GuestCid"/> when created (a CID already in the map is refused) and leaves it when
+    /// disposed.</summary>
+    public VsockCidMap? Siblings { get; set; }
+
+    /// <summary>The sibling groups of this guest: it reaches the guests of the <see cref="Siblings"/> map that have
+    /// a group in common with it. Default: <see cref="VsockCidMap.DefaultGroup"/> alone.</summary>
+    public IReadOnlyCollection<string> SiblingGroups { get; set; } = [VsockCidMap.DefaultGroup];
+
     /// <summary>Optional logger.</summary>
     public ILogger? Logger { get; set; }
 
@@ -62,6 +73,11 @@ public sealed class VsockDeviceOptions
         if (ConnectTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), "Timeouts must be positive.");
+        }
+
+        if (Siblings is not null && (SiblingGroups is null || SiblingGroups.Count == 0 || SiblingGroups.Any(string.IsNullOrEmpty)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(SiblingGroups), "A device in a CID map needs at least one non-empty sibling group.");
         }
     }
 }
