@@ -330,12 +330,6 @@ public sealed class GuestSocket
         }
 
         UpdateCredit(header);
-        if (_tx.HasData)
-        {
-            // Like Linux (sk_write_space): credit carried by any packet wakes a sender that waits for it.
-            _sim.ScheduleTx(this);
-        }
-
         switch (header.Op)
         {
             case VsockOp.Response when State == GuestSocketState.Connecting:
