@@ -9,9 +9,8 @@ return await app.RunAsync(args).ConfigureAwait(false);
 
 static IVmServer CreateVmServer(DaemonConfig config)
 {
-    // One server for the whole daemon; RunAsync is called once per VM, concurrently. Sibling
-    // communication between VMs of a common group (DaemonConfig.SiblingsOf) is not routed yet:
-    // each VM reaches the host only.
-    _ = config;
-    return new VsockVmServer();
+    // One server for the whole daemon; RunAsync is called once per VM, concurrently. The server
+    // builds the CID map from the configuration: guests of VMs with a group in common
+    // (DaemonConfig.SiblingsOf) reach each other by CID.
+    return new VsockVmServer(config);
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Vhost.User;
 using Virtio.Vsock.Device;
 using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Device.Siblings;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
 
@@ -13,13 +14,40 @@ namespace VhostUserVsock.Hosting;
 /// VM's vhost-user socket.
 /// </summary>
 /// <remarks>
-/// Each VM is independent: its own device loop, its own vhost-user connection thread, its own host
+/// <para>Each VM is independent: its own device loop, its own vhost-user connection thread, its own host
 /// listener; a failure in one VM's frontend or host peers never reaches another VM. A frontend that
 /// disconnects (QEMU killed, guest rebooted) resets the device, which closes that guest's host
-/// connections, and the same socket accepts the next frontend.
+/// connections and its connections with sibling guests, and the same socket accepts the next frontend.</para>
+/// <para><b>Siblings.</b> Created from the daemon's configuration, the server owns one <see cref="VsockCidMap"/>
+/// that every VM's device joins with the VM's groups, so guests with a group in common reach each other by
+/// CID (<c>--vm ...,groups=a+b</c>; every VM without <c>groups</c> is in <c>default</c>), exactly the pairs
+/// <see cref="DaemonConfig.SiblingsOf"/> names. Devices exchange packets through the map's bounded routes and
+/// never wait for each other, so one VM's frontend or guest cannot stall another.</para>
+/// <para><b>Owns:</b> the CID map. <b>Must never:</b> share it beyond this server's VMs, or connect two VMs
+/// other than through it.</para>
 /// </remarks>
 public sealed partial class VsockVmServer : IVmServer
 {
+    private readonly DaemonConfig? _config;
+    private readonly VsockCidMap? _siblings;
+
+    /// <summary>Creates a server whose guests reach only the host.</summary>
+    public VsockVmServer()
+    {
+    }
+
+    /// <summary>Creates the server of a whole daemon: guests of VMs with a group in common reach each other by CID.</summary>
+    /// <param name="config">The daemon's configuration (every VM <see cref="RunAsync"/> will be called for).</param>
+    public VsockVmServer(DaemonConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _config = config;
+        _siblings = new VsockCidMap();
+    }
+
+    /// <summary>The CID map the VMs' devices join, or <see langword="null"/> when guests reach only the host.</summary>
+    public VsockCidMap? Siblings => _siblings;
+
     /// <inheritdoc/>
     public async Task RunAsync(VmConfig vm, ILoggerFactory logs, CancellationToken stop)
     {
@@ -39,6 +67,8 @@ public sealed partial class VsockVmServer : IVmServer
             GuestCid = vm.GuestCid,
             BufferSize = vm.TxBufferSize,
             Logger = logs.CreateLogger<VsockDevice>(),
+            Siblings = _siblings,
+            SiblingGroups = vm.Groups,
         };
         using var device = new VsockDevice(deviceOptions, hostSide, adapter);
         adapter.Attach(device);
@@ -47,6 +77,11 @@ public sealed partial class VsockVmServer : IVmServer
         server.Start();
         hostSide.Start();
         LogServing(logger, vm.GuestCid, vm.SocketPath, vm.UdsPath);
+        if (_config is not null)
+        {
+            string siblings = string.Join(", ", _config.SiblingsOf(vm).Select(other => other.GuestCid));
+            LogSiblings(logger, vm.GuestCid, string.Join('+', vm.Groups), siblings.Length == 0 ? "none" : siblings);
+        }
 
         Task stopped = Task.Delay(Timeout.Infinite, stop);
         Task finished = await Task.WhenAny(server.Completion, stopped).ConfigureAwait(false);
@@ -66,4 +101,7 @@ public sealed partial class VsockVmServer : IVmServer
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "VM {GuestCid}: stopping")]
     private static partial void LogStopping(ILogger logger, ulong guestCid);
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "VM {GuestCid}: groups {Groups}; sibling CIDs it can reach: {Siblings}")]
+    private static partial void LogSiblings(ILogger logger, ulong guestCid, string groups, string siblings);
 }

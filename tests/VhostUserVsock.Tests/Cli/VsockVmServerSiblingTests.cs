@@ -1,0 +1,57 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using VhostUserVsock.Cli;
+using VhostUserVsock.Configuration;
+using VhostUserVsock.Hosting;
+
+namespace VhostUserVsock.Tests.Cli;
+
+public sealed class VsockVmServerSiblingTests
+{
+    [Fact(Timeout = 30_000)]
+    public async Task Groups_on_the_command_line_decide_which_guests_reach_each_other()
+    {
+        using var directory = new TempDirectory();
+        string Vm(int cid, string? groups) =>
+            $"guest-cid={cid},socket={directory.File($"v{cid}.sock")},uds-path={directory.File($"u{cid}.sock")}" + (groups is null ? "" : $",groups={groups}");
+        DaemonConfig config = new DaemonCommandLine(DefaultPaths.FromRuntimeDirectory(directory.Path)).ParseConfig(
+        [
+            "--vm", Vm(3, "a+b"),
+            "--vm", Vm(4, "b"),
+            "--vm", Vm(5, "c"),
+            "--vm", Vm(6, null),
+            "--vm", Vm(7, null),
+        ]);
+        var server = new VsockVmServer(config);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        Task[] running = [.. config.Vms.Select(vm => server.RunAsync(vm, NullLoggerFactory.Instance, stop.Token))];
+        try
+        {
+            while (server.Siblings!.Cids.Count < config.Vms.Length)
+            {
+                Assert.DoesNotContain(running, task => task.IsFaulted);
+                await Task.Delay(20, TestContext.Current.CancellationToken);
+            }
+
+            foreach (VmConfig from in config.Vms)
+            {
+                foreach (VmConfig to in config.Vms.Where(vm => vm != from))
+                {
+                    Assert.Equal(config.SiblingsOf(from).Contains(to), server.Siblings.CanReach(from.GuestCid, to.GuestCid));
+                }
+            }
+
+            Assert.True(server.Siblings.CanReach(3, 4));
+            Assert.True(server.Siblings.CanReach(4, 3));
+            Assert.False(server.Siblings.CanReach(3, 5));
+            Assert.True(server.Siblings.CanReach(6, 7));
+            Assert.False(server.Siblings.CanReach(6, 3));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(running);
+        }
+
+        Assert.Empty(server.Siblings.Cids);
+    }
+}
