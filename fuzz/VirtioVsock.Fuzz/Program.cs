@@ -7,7 +7,7 @@ const string Usage = """
       VirtioVsock.Fuzz <target>                 run under afl-fuzz (SharpFuzz out-of-process fork server; reads stdin once otherwise)
       VirtioVsock.Fuzz <target> --libfuzzer     run under libfuzzer-dotnet (reads the file named by the first argument otherwise)
       VirtioVsock.Fuzz run <target> <file|dir>...            replay inputs in-process; exit 1 on the first finding
-      VirtioVsock.Fuzz mutate <target> [-n N] [--seed S] [--seconds T] [--corpus DIR]
+      VirtioVsock.Fuzz mutate <target> [-n N] [--seed S] [--seconds T] [--corpus DIR] [--skip-known]
                                                 deterministic mutations of the corpus, no AFL (what CI runs)
       VirtioVsock.Fuzz minimize <target> <file> [<out>]      shrink an input that fails
       VirtioVsock.Fuzz corpus [DIR]             (re)write the seed corpus (default fuzz/corpus)
@@ -75,24 +75,26 @@ try
                 int seed = 1;
                 double seconds = 600;
                 string corpus = DefaultCorpus(target.Name);
-                for (int i = 2; i + 1 < args.Length; i += 2)
+                bool skipKnown = args.Contains("--skip-known");
+                string[] options = [.. args.Skip(2).Where(arg => arg != "--skip-known")];
+                for (int i = 0; i + 1 < options.Length; i += 2)
                 {
-                    switch (args[i])
+                    switch (options[i])
                     {
                         case "-n":
-                            iterations = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                            iterations = int.Parse(options[i + 1], System.Globalization.CultureInfo.InvariantCulture);
                             break;
                         case "--seed":
-                            seed = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                            seed = int.Parse(options[i + 1], System.Globalization.CultureInfo.InvariantCulture);
                             break;
                         case "--seconds":
-                            seconds = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                            seconds = double.Parse(options[i + 1], System.Globalization.CultureInfo.InvariantCulture);
                             break;
                         case "--corpus":
-                            corpus = args[i + 1];
+                            corpus = options[i + 1];
                             break;
                         default:
-                            throw new ArgumentException($"unknown option {args[i]}");
+                            throw new ArgumentException($"unknown option {options[i]}");
                     }
                 }
 
@@ -103,8 +105,10 @@ try
                 }
 
                 var stopwatch = System.Diagnostics.Stopwatch.StartNew();
-                FuzzFinding? finding = MutationRun.Run(target, inputs, iterations, seed, TimeSpan.FromSeconds(seconds), out int executed);
-                Console.WriteLine($"{target.Name}: {executed} inputs in {stopwatch.Elapsed.TotalSeconds:F1} s");
+                FuzzFinding? finding = MutationRun.Run(
+                    target, inputs, iterations, seed, TimeSpan.FromSeconds(seconds), out int executed, skipKnown ? KnownFindings.IsKnown : null, out int knownHits,
+                    skipKnown ? input => KnownFindings.AvoidOpen(target.Name, input) : null);
+                Console.WriteLine($"{target.Name}: {executed} inputs in {stopwatch.Elapsed.TotalSeconds:F1} s{(skipKnown ? $", {knownHits} hit a known open finding" : string.Empty)}");
                 if (finding is not null)
                 {
                     string path = Path.Combine(Path.GetTempPath(), $"{target.Name}-finding-{Environment.ProcessId}.bin");

@@ -50,8 +50,11 @@ public static class MutationRun
     /// <param name="executed">The number of inputs run.</param>
     /// <param name="known">Findings already reported and still open: counted in <paramref name="knownHits"/> and passed over.</param>
     /// <param name="knownHits">How many inputs hit a known finding.</param>
+    /// <param name="prepare">Applied to each mutated input before it runs (see <see cref="KnownFindings.AvoidOpen"/>).</param>
     /// <returns>The first finding that is not known, or null.</returns>
-    public static FuzzFinding? Run(FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed, Predicate<FuzzFinding>? known, out int knownHits)
+    public static FuzzFinding? Run(
+        FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed,
+        Predicate<FuzzFinding>? known, out int knownHits, Func<byte[], byte[]>? prepare = null)
     {
         knownHits = 0;
         ArgumentNullException.ThrowIfNull(target);
@@ -85,6 +88,11 @@ public static class MutationRun
             byte[] parent = corpus[pick.Next(corpus.Count)].Data;
             byte[] other = corpus[pick.Next(corpus.Count)].Data;
             byte[] input = mutator.Mutate(parent, other);
+            if (prepare is not null)
+            {
+                input = prepare(input);
+            }
+
             executed++;
             if (RunOne(target, input, $"mutation {i} of seed {seed}") is { } finding)
             {
