@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 
 namespace Virtio.Vsock.Device.Siblings;
 
@@ -46,6 +47,7 @@ internal sealed class SiblingRelay
     private readonly List<SiblingFlow> _scratch = [];
     private readonly VsockMuxer _muxer;
     private readonly VsockCidMap _map;
+    private readonly ILogger? _logger;
     private readonly int _maxFlows;
     private readonly long _connectTimeoutTicks;
     private SiblingMember? _member;
@@ -60,6 +62,7 @@ internal sealed class SiblingRelay
         _muxer = muxer;
         Loop = loop;
         _maxFlows = muxer.Options.MaxConnections;
+        _logger = muxer.Options.Logger;
         _connectTimeoutTicks = (long)(map.ConnectTimeout.TotalSeconds * Stopwatch.Frequency);
         Metrics = new SiblingMetrics(QueuedBytes);
     }
@@ -176,7 +179,7 @@ internal sealed class SiblingRelay
 
         if (flow.Type != packet.Type)
         {
-            Fail(flow, ref Metrics.ProtocolErrorsField, resetLocal: false);
+            Fail(flow, ref Metrics.ProtocolErrorsField, "protocol error", resetLocal: false);
             return false;
         }
 
@@ -185,7 +188,7 @@ internal sealed class SiblingRelay
             case VsockOp.Response:
                 if (flow.State != SiblingFlowState.Requested || flow.LocallyInitiated)
                 {
-                    Fail(flow, ref Metrics.ProtocolErrorsField, resetLocal: false);
+                    Fail(flow, ref Metrics.ProtocolErrorsField, "protocol error", resetLocal: false);
                     return false;
                 }
 
@@ -195,13 +198,13 @@ internal sealed class SiblingRelay
             case VsockOp.Rw:
                 if (flow.State != SiblingFlowState.Established)
                 {
-                    Fail(flow, ref Metrics.ProtocolErrorsField, resetLocal: false);
+                    Fail(flow, ref Metrics.ProtocolErrorsField, "protocol error", resetLocal: false);
                     return false;
                 }
 
                 if (!flow.HasCredit(packet.Len))
                 {
-                    Fail(flow, ref Metrics.CreditViolationsField, resetLocal: false);
+                    Fail(flow, ref Metrics.CreditViolationsField, "sent beyond the peer's credit", resetLocal: false);
                     return false;
                 }
 
@@ -210,19 +213,19 @@ internal sealed class SiblingRelay
             case VsockOp.Shutdown or VsockOp.CreditUpdate or VsockOp.CreditRequest:
                 if (flow.State != SiblingFlowState.Established)
                 {
-                    Fail(flow, ref Metrics.ProtocolErrorsField, resetLocal: false);
+                    Fail(flow, ref Metrics.ProtocolErrorsField, "protocol error", resetLocal: false);
                     return false;
                 }
 
                 break;
             default:
-                Fail(flow, ref Metrics.ProtocolErrorsField, resetLocal: false);
+                Fail(flow, ref Metrics.ProtocolErrorsField, "protocol error", resetLocal: false);
                 return false;
         }
 
         if (!Forward(route, packet, self, peer))
         {
-            Fail(flow, ref Metrics.RouteFullField, resetLocal: false);
+            Fail(flow, ref Metrics.RouteFullField, "route to the peer full", resetLocal: false);
             return false;
         }
 
@@ -412,7 +415,7 @@ internal sealed class SiblingRelay
 
         if (flow.Type != header.Type)
         {
-            Fail(flow, ref Metrics.ProtocolErrorsField, resetLocal: true);
+            Fail(flow, ref Metrics.ProtocolErrorsField, "protocol error", resetLocal: true);
             return false;
         }
 
@@ -427,7 +430,7 @@ internal sealed class SiblingRelay
             case VsockOp.Rw or VsockOp.Shutdown or VsockOp.CreditUpdate or VsockOp.CreditRequest when flow.State == SiblingFlowState.Established:
                 return true;
             default:
-                Fail(flow, ref Metrics.ProtocolErrorsField, resetLocal: true);
+                Fail(flow, ref Metrics.ProtocolErrorsField, "protocol error", resetLocal: true);
                 return false;
         }
     }
@@ -510,7 +513,7 @@ internal sealed class SiblingRelay
             _timers.Dequeue();
             if (flow.State == SiblingFlowState.Requested && flow.Deadline == deadline)
             {
-                Fail(flow, ref Metrics.ConnectTimeoutsField, resetLocal: true);
+                Fail(flow, ref Metrics.ConnectTimeoutsField, "connect timeout", resetLocal: true);
             }
         }
     }
@@ -535,9 +538,12 @@ internal sealed class SiblingRelay
 
     /// <summary>Resets a connection: removed from the table, RST to the peer guest, and to the local guest if asked
     /// (on the TX path the muxer answers the offending packet instead).</summary>
-    private void Fail(SiblingFlow flow, ref long counter, bool resetLocal)
+    private void Fail(SiblingFlow flow, ref long counter, string reason, bool resetLocal)
     {
         Interlocked.Increment(ref counter);
+        _logger?.LogDebug(
+            "vsock: sibling connection {LocalCid}:{LocalPort} <-> {PeerCid}:{PeerPort} reset: {Reason}",
+            _member!.Cid, flow.Key.LocalPort, flow.Key.PeerCid, flow.Key.PeerPort, reason);
         Remove(flow);
         ResetPeer(flow);
         if (resetLocal)

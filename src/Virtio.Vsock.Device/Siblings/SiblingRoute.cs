@@ -9,8 +9,9 @@ namespace Virtio.Vsock.Device.Siblings;
 /// </summary>
 /// <remarks>
 /// <para><b>Owns:</b> a fixed ring of <see cref="SiblingPacket"/> slots (allocated on first use), the payload
-/// copies of the packets it holds (pooled arrays), the byte and packet counts that bound it, and the
-/// "queued on the destination loop" flag that makes <see cref="Notify"/> allocation-free.</para>
+/// copies of the packets it holds (pooled arrays), the byte and packet counts that bound it, the
+/// "queued on the destination loop" flag that makes <see cref="Notify"/> allocation-free, and the
+/// destination's bookkeeping about it (ready-queue membership, how much of the head packet went out).</para>
 /// <para><b>Bounds:</b> at most <c>maxPackets</c> packets and <c>maxBytes</c> payload bytes from guest traffic,
 /// plus a few reserved slots for RSTs the source device itself sends (so it can always tell the other guest
 /// that it reset a connection). A full route refuses the packet; the source device decides what that means.</para>
@@ -26,7 +27,6 @@ internal sealed class SiblingRoute : ISignalSource
     private long _tail;
     private long _head;
     private long _bytes;
-    private long _peakBytes;
     private int _signalQueued;
     private volatile bool _closed;
 
@@ -57,9 +57,6 @@ internal sealed class SiblingRoute : ISignalSource
 
     /// <summary>Payload bytes queued now.</summary>
     public long QueuedBytes => Volatile.Read(ref _bytes);
-
-    /// <summary>The most payload bytes ever queued at once.</summary>
-    public long PeakBytes => Volatile.Read(ref _peakBytes);
 
     /// <summary>Whether one of the two devices left the map: the route carries nothing more.</summary>
     public bool IsClosed => _closed;
@@ -146,12 +143,7 @@ internal sealed class SiblingRoute : ISignalSource
         slot.Payload = payload;
         slot.SourceEpoch = sourceEpoch;
         slot.DestinationEpoch = destinationEpoch;
-        long bytes = Interlocked.Add(ref _bytes, header.Len);
-        if (bytes > _peakBytes)
-        {
-            Volatile.Write(ref _peakBytes, bytes);
-        }
-
+        Interlocked.Add(ref _bytes, header.Len);
         Volatile.Write(ref _tail, _tail + 1);
     }
 
