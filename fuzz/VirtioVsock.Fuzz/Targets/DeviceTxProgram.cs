@@ -116,18 +116,28 @@ internal sealed class DeviceTxProgram : IDisposable
     {
         bool paused = _guest.RxPaused;
         _guest.RxPaused = false;
-        DateTime deadline = DateTime.UtcNow + DeviceTxTarget.DrainDeadline;
+        DateTime start = DateTime.UtcNow;
+        DateTime lastProgress = start;
+        int outstanding = _guest.OutstandingTxChains;
         var spin = default(SpinWait);
-        while (_guest.OutstandingTxChains != 0)
+        while (outstanding != 0)
         {
-            if (DateTime.UtcNow > deadline)
+            DateTime now = DateTime.UtcNow;
+            if (now - lastProgress > DeviceTxTarget.DrainDeadline || now - start > DeviceTxTarget.DrainCap)
             {
                 throw new FuzzInvariantException(
-                    $"{_guest.OutstandingTxChains} TX chains not back in the used ring {DeviceTxTarget.DrainDeadline.TotalSeconds} s after posting ({when}); " +
+                    $"{outstanding} TX chains not back in the used ring, none returned for {(now - lastProgress).TotalSeconds:F1} s ({when}); " +
                     $"device: {_device.Metrics.TxInvalidChains} invalid TX chains, {_device.Metrics.TxQueueStalls} TX stalls, {_device.ConnectionCount} connections");
             }
 
             spin.SpinOnce(sleep1Threshold: 20);
+            int now2 = _guest.OutstandingTxChains;
+            if (now2 < outstanding)
+            {
+                lastProgress = DateTime.UtcNow;
+            }
+
+            outstanding = now2;
         }
 
         _guest.RxPaused = paused;
