@@ -108,6 +108,54 @@ public sealed class SiblingResetTests
         await SiblingEchoTests.Echo(x, y, 50_000, 5);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task RepeatedKillsDuringTrafficBothWaysLeaveNothingBehind()
+    {
+        using var harness = new SiblingHarness();
+        SiblingVm a = harness.Add(3);
+        SiblingVm b = harness.Add(4);
+        for (int round = 0; round < 5; round++)
+        {
+            uint port = (uint)(6000 + round);
+            using GuestListener atA = a.Guest.Listen(port);
+            using GuestListener atB = b.Guest.Listen(port);
+            var sockets = new List<(SiblingVm Owner, GuestSocket Socket)>();
+            for (int i = 0; i < 4; i++)
+            {
+                sockets.Add((a, await a.Guest.ConnectToAsync(4, port, cancellationToken: Token)));
+                sockets.Add((b, await atB.AcceptAsync(Token)));
+                sockets.Add((b, await b.Guest.ConnectToAsync(3, port, cancellationToken: Token)));
+                sockets.Add((a, await atA.AcceptAsync(Token)));
+            }
+
+            // Everyone floods everyone; nobody reads, so routes and credit fill up; then one side dies.
+            Task[] floods = [.. sockets.Select(entry => entry.Socket.SendAsync(new byte[4 * 1024 * 1024], Token))];
+            await Task.Delay(50, Token);
+            SiblingVm victim = round % 2 == 0 ? b : a;
+            SiblingVm survivor = victim == b ? a : b;
+            victim.Kill();
+
+            // The survivor's sockets are all reset (the victim's died with its guest).
+            for (int i = 0; i < sockets.Count; i++)
+            {
+                if (sockets[i].Owner == survivor)
+                {
+                    await sockets[i].Socket.Completion.WaitAsync(TimeSpan.FromSeconds(5), Token);
+                    Assert.True(sockets[i].Socket.WasReset);
+                    await Assert.ThrowsAnyAsync<GuestSocketException>(() => floods[i]);
+                }
+            }
+
+            await Harness.WaitUntil(() => survivor.Device.SiblingConnectionCount == 0 && survivor.Siblings.QueuedBytes == 0, what: "survivor clean");
+            victim.Boot();
+            Assert.Equal(0, victim.Device.SiblingConnectionCount);
+        }
+
+        using GuestListener last = b.Guest.Listen(6100);
+        GuestSocket x = await a.Guest.ConnectToAsync(4, 6100, cancellationToken: Token);
+        await SiblingEchoTests.Echo(x, await last.AcceptAsync(Token), 100_000, 6);
+    }
+
     [Fact]
     public void DuplicateCidInOneMapIsRefused()
     {
