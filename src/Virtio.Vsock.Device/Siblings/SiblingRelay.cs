@@ -128,6 +128,7 @@ internal sealed class SiblingRelay
                 Remove(flow);
             }
 
+            long peerEpoch = peer.Epoch;
             if (!peer.IsOnline)
             {
                 Interlocked.Increment(ref Metrics.UnreachableField);
@@ -140,13 +141,13 @@ internal sealed class SiblingRelay
                 return false;
             }
 
-            if (!Forward(route, packet, self, peer))
+            if (!Forward(route, packet, self, peerEpoch))
             {
                 Interlocked.Increment(ref Metrics.RouteFullField);
                 return false;
             }
 
-            Add(new SiblingFlow(key, route, packet.Type, locallyInitiated: true, peer.Epoch), now);
+            Add(new SiblingFlow(key, route, packet.Type, locallyInitiated: true, peerEpoch), now);
             return true;
         }
 
@@ -155,7 +156,7 @@ internal sealed class SiblingRelay
             if (flow is not null)
             {
                 Remove(flow);
-                if (IsCurrent(flow, route) && !Forward(route, packet, self, peer))
+                if (IsCurrent(flow, route) && !Forward(route, packet, self, flow.PeerEpoch))
                 {
                     ResetPeer(flow);
                 }
@@ -223,7 +224,7 @@ internal sealed class SiblingRelay
                 return false;
         }
 
-        if (!Forward(route, packet, self, peer))
+        if (!Forward(route, packet, self, flow.PeerEpoch))
         {
             Fail(flow, ref Metrics.RouteFullField, "route to the peer full", resetLocal: false);
             return false;
@@ -232,9 +233,9 @@ internal sealed class SiblingRelay
         return true;
     }
 
-    private bool Forward(SiblingRoute route, VsockPacket packet, SiblingMember self, SiblingMember peer)
+    private bool Forward(SiblingRoute route, VsockPacket packet, SiblingMember self, long peerEpoch)
     {
-        if (!route.TryEnqueue(packet, self.Epoch, peer.Epoch))
+        if (!route.TryEnqueue(packet, self.Epoch, peerEpoch))
         {
             return false;
         }
