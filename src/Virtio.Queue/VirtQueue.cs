@@ -254,8 +254,19 @@ public sealed class VirtQueue
             return QueueError.UsedRingOutsideMemory;
         }
 
+        // A ring may span adjacent regions, but its flags, index and event fields are accessed atomically:
+        // none of them may straddle a region boundary (vhost-user frontends may place boundaries anywhere).
+        if (Straddles(memory, _availRing, 0) || Straddles(memory, _availRing, 2) || Straddles(memory, _availRing, SplitRing.UsedEventOffset(size))
+            || Straddles(memory, _usedRing, 0) || Straddles(memory, _usedRing, 2) || Straddles(memory, _usedRing, SplitRing.AvailEventOffset(size)))
+        {
+            return QueueError.RingFieldCrossesRegions;
+        }
+
         return _ready ? QueueError.None : QueueError.NotReady;
     }
+
+    private static bool Straddles(GuestMemory memory, GuestAddress ring, uint offset) =>
+        memory.TryGetSpan(new GuestAddress(ring.Value + offset), sizeof(ushort), out _) == MemoryError.CrossesRegions;
 
     /// <summary>Reads the driver's <c>avail.idx</c> (acquire).</summary>
     /// <param name="memory">The guest memory.</param>

@@ -88,6 +88,10 @@ public enum QueueError
     /// <summary>A descriptor's buffer (or indirect table) is not entirely inside guest memory.</summary>
     DescriptorOutsideMemory,
 
+    /// <summary>A ring's flags, index or event field straddles a guest memory region boundary, so it cannot be
+    /// accessed atomically.</summary>
+    RingFieldCrossesRegions,
+
     // ---- Chain reader / writer ----
 
     /// <summary>The device-readable part of the chain holds fewer bytes than were asked for.</summary>
