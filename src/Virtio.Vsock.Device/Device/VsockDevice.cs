@@ -374,7 +374,10 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
                 }
 
                 bool rxProgress = ProcessRx(memory, out bool rxMore);
-                again = txMore || rxMore;
+
+                // TX still blocked on owed RSTs while RX keeps draining them: not idle, even after the
+                // last round (no kick would come: the RX buffers are there, TX notifications are off).
+                again = txMore || rxMore || (_txBlocked && rxProgress);
                 if (!(_txBlocked && rxProgress))
                 {
                     break;
