@@ -26,13 +26,4 @@ public sealed class CorpusTests
             Assert.True(onDisk[file].AsSpan().SequenceEqual(data), $"fuzz/corpus/{name}/{file} differs from its generator; {Regenerate}");
         }
     }
-
-    [Fact]
-    public void EveryKnownFindingHasItsReproducerInTheCorpus()
-    {
-        foreach ((string target, string file, _, _) in KnownFindings.Open)
-        {
-            Assert.Contains(Corpus.Of(target), entry => entry.Name == file);
-        }
-    }
 }

@@ -25,26 +25,11 @@ public sealed class TargetTests
 
     public static TheoryData<string> Targets => Corpus.TargetNames();
 
-    public static TheoryData<string, string> OpenFindings
-    {
-        get
-        {
-            var data = new TheoryData<string, string>();
-            foreach ((string target, string file, _, _) in KnownFindings.Open)
-            {
-                data.Add(target, file);
-            }
-
-            return data;
-        }
-    }
-
     [Theory]
     [MemberData(nameof(Targets))]
     public void CorpusAndMutationsFindNothing(string name)
     {
         FuzzTarget target = FuzzTargets.Find(name)!;
-        // Reproducers of open findings run in OpenFindingStillReproduces; they still seed the mutations.
         IReadOnlyList<(string Name, byte[] Data)> corpus =
             [.. Corpus.Of(name).Where(file => !KnownFindings.Open.Any(open => open.Target == name && open.File == file.Name))];
         Assert.NotEmpty(corpus);
@@ -63,19 +48,5 @@ public sealed class TargetTests
         string path = Path.Combine(Path.GetTempPath(), $"{name}-finding-{Environment.ProcessId}.bin");
         File.WriteAllBytes(path, minimized);
         Assert.Fail($"{finding}{Environment.NewLine}minimized ({minimized.Length} bytes, saved to {path}): {Convert.ToHexString(minimized)}");
-    }
-
-    [Theory]
-    [MemberData(nameof(OpenFindings))]
-    public void OpenFindingStillReproduces(string target, string file)
-    {
-        (_, _, string messageStart, string report) = KnownFindings.Open.Single(open => open.Target == target && open.File == file);
-        byte[] input = Corpus.Of(target).Single(entry => entry.Name == file).Data;
-        FuzzFinding? finding = MutationRun.RunOne(FuzzTargets.Find(target)!, input, file);
-        if (finding is not null)
-        {
-            Assert.Contains(messageStart, finding.Exception.Message, StringComparison.Ordinal);
-            Assert.Skip($"open finding, reported and not fixed yet: {report}");
-        }
     }
 }
