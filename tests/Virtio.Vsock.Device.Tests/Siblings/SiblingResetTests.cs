@@ -43,7 +43,7 @@ public sealed class SiblingResetTests
         // While B is down, connecting to it fails at once.
         var started = DateTime.UtcNow;
         await Assert.ThrowsAsync<GuestSocketException>(() => a.Guest.ConnectToAsync(4, 5600, cancellationToken: Token));
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(1));
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(1.9), "an RST, not the guest's 2 s connect timeout");
 
         // B boots again on the same device: traffic both ways again.
         b.Boot();

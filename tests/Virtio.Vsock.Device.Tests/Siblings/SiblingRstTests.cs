@@ -13,7 +13,7 @@ public sealed class SiblingRstTests
         var started = DateTime.UtcNow;
         var error = await Assert.ThrowsAsync<GuestSocketException>(() => guest.ConnectToAsync(cid, port, cancellationToken: Token));
         Assert.Contains("refused", error.Message, StringComparison.Ordinal);
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(1), $"took {DateTime.UtcNow - started}");
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(1.9), $"took {DateTime.UtcNow - started}");
     }
 
     [Fact(Timeout = 30_000)]
