@@ -44,7 +44,7 @@ public sealed class EchoTests
         await socket.CloseAsync();
         Assert.False(socket.WasReset);
         await Harness.WaitUntil(() => harness.Device.ConnectionCount == 0, what: "connection removed");
-        Assert.Equal(0, harness.Guest.OutstandingTxChains);
+        await Harness.WaitUntil(() => harness.Guest.OutstandingTxChains == 0, what: "every TX chain returned to the guest");
         Assert.Equal(0, harness.Guest.MalformedRxPackets);
         Assert.Equal(1, harness.Metrics.ConnectionsOpened);
         Assert.Equal(0, harness.Metrics.TxInvalidChains);
