@@ -40,7 +40,7 @@ public sealed class DaemonOptions
     {
         HelpName = "BYTES",
         Description = "Per-connection buffer for data from the guest on its way to a host socket,\n"
-            + "1 to 67108864. [default: 65536]",
+            + "4096 to 16777216. [default: 65536]",
     };
 
     /// <summary><c>--queue-size N</c>: one VM's largest vring size.</summary>

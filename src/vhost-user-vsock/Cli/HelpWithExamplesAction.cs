@@ -59,7 +59,7 @@ public sealed class HelpWithExamplesAction : SynchronousCommandLineAction
             Checked at start, each a one-line error and exit code 2: reserved or duplicate guest CIDs,
             duplicate paths, socket paths whose directory is missing or not writable, paths that exist and
             are not sockets or are in use, unknown or repeated keys, malformed numbers, queue sizes that
-            are not a power of two up to 32768, tx buffer sizes outside 1..64 MiB.
+            are not a power of two up to 32768, tx buffer sizes outside 4 KiB..16 MiB.
             SIGINT/SIGTERM: the VMs stop, their socket files are removed, exit code 0.
             Exit codes: 0 stopped cleanly (or help/version), 1 a VM failed, 2 bad command line or configuration.
             Not supported: rust-vmm's vsock forwarding backend (--forward-cid, --forward-listen).

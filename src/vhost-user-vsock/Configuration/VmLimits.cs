@@ -13,11 +13,11 @@ public static class VmLimits
     /// <summary>The largest queue size (split virtqueues hold at most 32768 descriptors).</summary>
     public const uint MaxQueueSize = 32768;
 
-    /// <summary>The smallest tx buffer size in bytes.</summary>
-    public const uint MinTxBufferSize = 1;
+    /// <summary>The smallest tx buffer size in bytes (the device's smallest per-connection buffer, 4 KiB).</summary>
+    public const uint MinTxBufferSize = 4096;
 
-    /// <summary>The largest tx buffer size in bytes (64 MiB per connection; more is certainly a mistake).</summary>
-    public const uint MaxTxBufferSize = 64 * 1024 * 1024;
+    /// <summary>The largest tx buffer size in bytes (the device's largest per-connection buffer, 16 MiB).</summary>
+    public const uint MaxTxBufferSize = 16 * 1024 * 1024;
 
     /// <summary>
     /// The longest Unix socket path in bytes (UTF-8): <c>sun_path</c> holds 108 bytes including the
@@ -56,7 +56,7 @@ public static class VmLimits
             ? null
             : string.Create(
                 CultureInfo.InvariantCulture,
-                $"tx buffer size {size} is out of range; it is {MinTxBufferSize} to {MaxTxBufferSize} bytes (64 MiB)");
+                $"tx buffer size {size} is out of range; it is {MinTxBufferSize} to {MaxTxBufferSize} bytes (4 KiB to 16 MiB)");
 
     /// <summary>Describes what is wrong with a queue size, or returns <see langword="null"/> when it is usable.</summary>
     /// <param name="size">The candidate queue size.</param>

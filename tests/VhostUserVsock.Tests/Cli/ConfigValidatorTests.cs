@@ -82,10 +82,10 @@ public sealed class ConfigValidatorTests : IDisposable
             "VM 1: queue size 65536 is not a power of two from 1 to 32768",
             FirstProblem(Config(Vm(3) with { QueueSize = 65536 })));
         Assert.Equal(
-            "VM 1: tx buffer size 0 is out of range; it is 1 to 67108864 bytes (64 MiB)",
+            "VM 1: tx buffer size 0 is out of range; it is 4096 to 16777216 bytes (4 KiB to 16 MiB)",
             FirstProblem(Config(Vm(3) with { TxBufferSize = 0 })));
         Assert.Equal(
-            "VM 2: tx buffer size 4294967295 is out of range; it is 1 to 67108864 bytes (64 MiB)",
+            "VM 2: tx buffer size 4294967295 is out of range; it is 4096 to 16777216 bytes (4 KiB to 16 MiB)",
             FirstProblem(Config(Vm(3), Vm(4) with { TxBufferSize = uint.MaxValue })));
         Assert.Equal(
             "VM 1: no group (the default is 'default')",
@@ -94,8 +94,8 @@ public sealed class ConfigValidatorTests : IDisposable
             "VM 1: group name 'a b' contains ' '; a group name has no spaces, '+', ',' or '='",
             FirstProblem(Config(Vm(3) with { Groups = ["a b"] })));
         Assert.Equal("no VM to serve", FirstProblem(Config()));
-        ConfigValidator.Validate(Config(Vm(3) with { QueueSize = 32768, TxBufferSize = 64 * 1024 * 1024 }));
-        ConfigValidator.Validate(Config(Vm(3) with { QueueSize = 1, TxBufferSize = 1 }));
+        ConfigValidator.Validate(Config(Vm(3) with { QueueSize = 32768, TxBufferSize = 16 * 1024 * 1024 }));
+        ConfigValidator.Validate(Config(Vm(3) with { QueueSize = 1, TxBufferSize = 4096 }));
     }
 
     [Fact]

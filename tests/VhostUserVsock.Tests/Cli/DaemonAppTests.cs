@@ -35,7 +35,7 @@ public sealed class DaemonAppTests : IDisposable
         { "--guest-cid: guest CID 1 is reserved for local loopback; a guest CID is 3 to 4294967294", ["--guest-cid", "1", "--socket", "/a", "--uds-path", "/b"] },
         { "--vm: guest-cid: guest CID 4294967296 is above 32 bits; a guest CID is 3 to 4294967294", ["--vm", "guest-cid=4294967296,socket=/a,uds-path=/b"] },
         { "--queue-size: queue size 48 is not a power of two from 1 to 32768", ["--queue-size", "48", "--socket", "/a", "--uds-path", "/b"] },
-        { "--tx-buffer-size: tx buffer size 0 is out of range; it is 1 to 67108864 bytes (64 MiB)", ["--tx-buffer-size", "0", "--socket", "/a", "--uds-path", "/b"] },
+        { "--tx-buffer-size: tx buffer size 0 is out of range; it is 4096 to 16777216 bytes (4 KiB to 16 MiB)", ["--tx-buffer-size", "0", "--socket", "/a", "--uds-path", "/b"] },
         { "--log-level 'chatty' is not a level; use one of trace|debug|information|warning|error|critical|none", ["--log-level", "chatty"] },
         { "--config: cannot read '/nonexistent/vms.yaml': no such file", ["--config", "/nonexistent/vms.yaml"] },
         { "VM 1: socket path '/nonexistent/dir/s.sock': directory '/nonexistent/dir' does not exist", ["--socket", "/nonexistent/dir/s.sock", "--uds-path", "/tmp/vuvcli-unused.sock"] },

@@ -124,7 +124,7 @@ public sealed class DaemonCommandLineTests
     [InlineData("--guest-cid: guest CID 4294967295 is reserved (VMADDR_CID_ANY); a guest CID is 3 to 4294967294", "--guest-cid", "4294967295", "--socket", "/a", "--uds-path", "/b")]
     [InlineData("--queue-size: queue size 0 is not a power of two from 1 to 32768", "--queue-size", "0", "--socket", "/a", "--uds-path", "/b")]
     [InlineData("--queue-size: queue size 65536 is not a power of two from 1 to 32768", "--queue-size", "65536", "--socket", "/a", "--uds-path", "/b")]
-    [InlineData("--tx-buffer-size: tx buffer size 67108865 is out of range; it is 1 to 67108864 bytes (64 MiB)", "--tx-buffer-size", "67108865", "--socket", "/a", "--uds-path", "/b")]
+    [InlineData("--tx-buffer-size: tx buffer size 16777217 is out of range; it is 4096 to 16777216 bytes (4 KiB to 16 MiB)", "--tx-buffer-size", "16777217", "--socket", "/a", "--uds-path", "/b")]
     [InlineData("--groups '': empty group name (groups are names joined by '+', e.g. groups=a+b)", "--groups", "", "--socket", "/a", "--uds-path", "/b")]
     [InlineData("--vm #2: missing socket=PATH (each --vm needs socket and uds-path)", "--vm", "socket=/a,uds-path=/b", "--vm", "uds-path=/c")]
     [InlineData("--vm: unknown key 'bogus' (known keys: guest-cid, socket, uds-path, tx-buffer-size, queue-size, groups; '_' may replace '-')", "--vm", "socket=/a,uds-path=/b,bogus=1")]

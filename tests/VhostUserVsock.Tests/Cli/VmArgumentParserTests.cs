@@ -100,7 +100,7 @@ public sealed class VmArgumentParserTests
     [InlineData("socket=/a,uds-path=/b,guest-cid=99999999999999999999", "--vm #1: guest-cid '99999999999999999999' is too large")]
     [InlineData("socket=/a,uds-path=/b,guest-cid=2", "--vm #1: guest-cid: guest CID 2 is the host's CID; a guest CID is 3 to 4294967294")]
     [InlineData("socket=/a,uds-path=/b,tx-buffer-size=64k", "--vm #1: tx-buffer-size '64k' is not a number")]
-    [InlineData("socket=/a,uds-path=/b,tx-buffer-size=0", "--vm #1: tx-buffer-size: tx buffer size 0 is out of range; it is 1 to 67108864 bytes (64 MiB)")]
+    [InlineData("socket=/a,uds-path=/b,tx-buffer-size=0", "--vm #1: tx-buffer-size: tx buffer size 0 is out of range; it is 4096 to 16777216 bytes (4 KiB to 16 MiB)")]
     [InlineData("socket=/a,uds-path=/b,queue_size=1000", "--vm #1: queue_size: queue size 1000 is not a power of two from 1 to 32768")]
     [InlineData("socket=/a,uds-path=/b,groups=a++b", "--vm #1: groups 'a++b': empty group name (groups are names joined by '+', e.g. groups=a+b)")]
     [InlineData("socket=/a,forward-cid=1", "--vm #1: 'forward-cid' selects rust-vmm's vsock forwarding backend, which vhost-user-vsock does not have; use uds-path")]
