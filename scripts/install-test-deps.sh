@@ -6,6 +6,7 @@
 # tests/guest/build-guest.sh into .work/guest (repo-relative, git-ignored):
 #   .work/guest/bookworm/{vmlinux,initramfs.cpio.gz}   Debian 12 kernel (6.1)  - required
 #   .work/guest/trixie/{vmlinux,initramfs.cpio.gz}     Debian 13 kernel (6.12) - see below
+#   .work/guest/sid/{vmlinux,initramfs.cpio.gz}        Debian sid kernel (7.x)
 #
 # As root: `apt-get update` + `apt-get install -y --no-install-recommends ...` (skipped when
 # everything is already installed). Not root: prints the exact apt-get line to run and installs
@@ -51,28 +52,36 @@ if ! bash "$ROOT/tests/guest/build-guest.sh" "$OUT" bookworm; then
   exit 1
 fi
 
-log "building the trixie guest (Debian 13, Linux 6.12) into $OUT"
-set +e
-bash "$ROOT/tests/guest/build-guest.sh" "$OUT" trixie
-trc=$?
-set -e
-case $trc in
-  0) log "trixie guest ready" ;;
-  4)
-    if [[ ${CI:-} == true ]]; then
-      log "ERROR: the trixie kernel could not be fetched from the Debian mirror, and this is CI (CI=true): failing"
+# Newer guests: trixie (Linux 6.12, header and payload in one descriptor) and sid (Linux 7.x,
+# payload spread over several descriptors). A kernel that could not be fetched is an error in CI
+# only; any other build failure is a bug, so always an error.
+build_newer() {
+  local suite=$1 what=$2 trc
+  log "building the $suite guest ($what) into $OUT"
+  set +e
+  bash "$ROOT/tests/guest/build-guest.sh" "$OUT" "$suite"
+  trc=$?
+  set -e
+  case $trc in
+    0) log "$suite guest ready" ;;
+    4)
+      if [[ ${CI:-} == true ]]; then
+        log "ERROR: the $suite kernel could not be fetched from the Debian mirror, and this is CI (CI=true): failing"
+        rc=1
+      else
+        log "WARNING: the $suite kernel could not be fetched from the Debian mirror; tests on $what will be skipped (not CI, so not an error)"
+      fi
+      ;;
+    *)
+      log "ERROR: the $suite kernel was fetched but the guest build failed (exit $trc): see above"
       rc=1
-    else
-      log "WARNING: the trixie kernel could not be fetched from the Debian mirror; tests on Linux 6.12 will be skipped (not CI, so not an error)"
-    fi
-    ;;
-  *)
-    log "ERROR: the trixie kernel was fetched but the guest build failed (exit $trc): see above"
-    rc=1
-    ;;
-esac
+      ;;
+  esac
+}
+build_newer trixie "Debian 13, Linux 6.12"
+build_newer sid "Debian sid, Linux 7.x"
 
-for s in bookworm trixie; do
+for s in bookworm trixie sid; do
   [[ -s $OUT/$s/vmlinux && -s $OUT/$s/initramfs.cpio.gz ]] &&
     log "$s: $(cat "$OUT/$s/kernel-version") -> $OUT/$s/{vmlinux,initramfs.cpio.gz}"
 done
