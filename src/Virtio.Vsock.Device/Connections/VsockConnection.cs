@@ -715,6 +715,20 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         return false;
     }
 
+    /// <summary>
+    /// Asks the guest for a CREDIT_UPDATE on an established connection: after the driver stopped and
+    /// restarted the queues, a guest that only paused answers it and keeps the connection, while a
+    /// guest that rebooted does not know the connection and answers RST, which closes it here too.
+    /// </summary>
+    public void ProbeGuest()
+    {
+        if (State == ConnectionState.Established)
+        {
+            _pendingCreditRequest = true;
+            _muxer.ScheduleRx(this);
+        }
+    }
+
     /// <summary>Writes the next packet this connection owes the guest into <paramref name="rx"/>.</summary>
     /// <param name="rx">A parsed RX packet (buffer of the guest).</param>
     /// <returns>The used length (44 + payload), or 0 when nothing was written.</returns>

@@ -309,6 +309,15 @@ internal sealed class VsockMuxer
         }
     }
 
+    /// <summary>Probes every established connection with a CREDIT_REQUEST (see <see cref="VsockConnection.ProbeGuest"/>).</summary>
+    public void ProbeAll()
+    {
+        foreach (VsockConnection connection in _connections.Values)
+        {
+            connection.ProbeGuest();
+        }
+    }
+
     /// <summary>Removes every connection without telling the guest, and drops owed RSTs (transport or device reset).</summary>
     public void ResetAll()
     {

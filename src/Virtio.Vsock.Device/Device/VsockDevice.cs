@@ -66,6 +66,9 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
     private ulong _features;
     private bool _rxHeld;
     private bool _txBlocked;
+
+    // Set when the driver stopped both data queues; the next start of both probes every connection.
+    private bool _driverStopped;
     private bool _pendingTransportReset;
     private int _kickMask;
     private int _connectionCount;
@@ -215,6 +218,15 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
 
             _running[queueIndex] = true;
             _broken[queueIndex] = false;
+            if (_driverStopped && _running[VsockQueueIndex.Rx] && _running[VsockQueueIndex.Tx])
+            {
+                // The driver stopped every queue and started them again: paused, or rebooted without a
+                // device reset (QEMU keeps the vhost-user connection across a guest reboot). Ask each
+                // connection's guest end; a rebooted guest answers RST and the host side is closed.
+                _driverStopped = false;
+                _muxer.ProbeAll();
+            }
+
             UpdateOnline();
             Kick(queueIndex);
         });
@@ -240,6 +252,11 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
             }
 
             _running[queueIndex] = false;
+            if (!_running[VsockQueueIndex.Rx] && !_running[VsockQueueIndex.Tx])
+            {
+                _driverStopped = true;
+            }
+
             UpdateOnline();
             ushort next = queue.NextAvail;
             queue.Ready = false;
@@ -335,6 +352,7 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
 
         Array.Clear(_running);
         Array.Clear(_broken);
+        _driverStopped = false;
         _rxHeld = false;
         _txBlocked = false;
         _pendingTransportReset = false;
