@@ -85,7 +85,9 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
             _freeTxSlots.Push(i);
         }
 
+        // -1: the head carries no simulator buffer slot (free, or a raw chain from PostRawTxChain).
         _txHeadToSlot = new int[size];
+        Array.Fill(_txHeadToSlot, -1);
         _eventBuffers = _allocator.Allocate(4 * 8, 16);
         _scratch = new byte[Math.Max(Options.MaxTxPayload, Options.RxBufferSize)];
         _thread = new Thread(Run) { IsBackground = true, Name = "guest-sim" };
@@ -418,7 +420,14 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
         {
             while (_txDriver.TryTakeUsed(out UsedElement element))
             {
-                _freeTxSlots.Push(_txHeadToSlot[element.Id]);
+                int slot = _txHeadToSlot[element.Id];
+                if (slot >= 0)
+                {
+                    // Only chains the simulator built hold a buffer slot; raw chains hold none.
+                    _freeTxSlots.Push(slot);
+                    _txHeadToSlot[element.Id] = -1;
+                }
+
                 any = true;
             }
         }
