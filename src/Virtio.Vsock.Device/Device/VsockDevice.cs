@@ -32,7 +32,7 @@ namespace Virtio.Vsock.Device;
 /// <para><b>Threading:</b> every public method is thread-safe. Control operations (memory, queues, features,
 /// reset) run on the loop and wait for it; <see cref="Kick"/> only sets a bit and wakes the loop.</para>
 /// </remarks>
-public sealed class VsockDevice : IVsockBackendHost, IDisposable
+public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
 {
     /// <summary>The virtio device ID of a socket device.</summary>
     public const uint DeviceId = 19;
@@ -474,7 +474,10 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
             if (parse.IsError)
             {
                 Interlocked.Increment(ref Metrics.TxInvalidChainsField);
-                _logger?.LogDebug("vsock: bad TX chain {Head}: {Error}", chain.HeadIndex, parse.Describe());
+                if (_logger is not null)
+                {
+                    LogBadChain(_logger, "TX", chain.HeadIndex, parse);
+                }
             }
             else
             {
@@ -538,7 +541,10 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
                 if (parse.IsError)
                 {
                     Interlocked.Increment(ref Metrics.RxInvalidChainsField);
-                    _logger?.LogDebug("vsock: bad RX chain {Head}: {Error}", chain.HeadIndex, parse.Describe());
+                    if (_logger is not null)
+                    {
+                        LogBadChain(_logger, "RX", chain.HeadIndex, parse);
+                    }
                     queue.AddUsedDeferred(memory, chain.HeadIndex, 0);
                     used = true;
                     continue;
@@ -657,7 +663,10 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
     private void Break(int q, QueueError error)
     {
         _broken[q] = true;
-        _logger?.LogError("vsock: queue {Queue} stopped: {Error}", q, error);
+        if (_logger is not null)
+        {
+            LogQueueStopped(_logger, q, error);
+        }
     }
 
     private void UndoHeldRx()
@@ -677,4 +686,11 @@ public sealed class VsockDevice : IVsockBackendHost, IDisposable
             throw new ArgumentOutOfRangeException(nameof(queueIndex), queueIndex, "Queue index must be 0 (RX), 1 (TX) or 2 (event).");
         }
     }
+
+    // Source-generated: a disabled level costs a check, no boxing, no formatting (bad chains come from the guest).
+    [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "vsock: bad {Queue} chain {Head}: {Error}")]
+    private static partial void LogBadChain(ILogger logger, string queue, ushort head, VsockPacketError error);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Error, Message = "vsock: queue {Queue} stopped: {Error}")]
+    private static partial void LogQueueStopped(ILogger logger, int queue, QueueError error);
 }

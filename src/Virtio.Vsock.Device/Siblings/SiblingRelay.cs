@@ -36,7 +36,7 @@ namespace Virtio.Vsock.Device.Siblings;
 /// threads that rust-vmm shipped cannot happen here); allocate on the per-packet path beyond pooled payload
 /// copies; answer an RST with an RST.</para>
 /// </remarks>
-internal sealed class SiblingRelay
+internal sealed partial class SiblingRelay
 {
     private const int FillBudget = 4096;
 
@@ -542,9 +542,10 @@ internal sealed class SiblingRelay
     private void Fail(SiblingFlow flow, ref long counter, string reason, bool resetLocal)
     {
         Interlocked.Increment(ref counter);
-        _logger?.LogDebug(
-            "vsock: sibling connection {LocalCid}:{LocalPort} <-> {PeerCid}:{PeerPort} reset: {Reason}",
-            _member!.Cid, flow.Key.LocalPort, flow.Key.PeerCid, flow.Key.PeerPort, reason);
+        if (_logger is not null)
+        {
+            LogSiblingReset(_logger, _member!.Cid, flow.Key.LocalPort, flow.Key.PeerCid, flow.Key.PeerPort, reason);
+        }
         Remove(flow);
         ResetPeer(flow);
         if (resetLocal)
@@ -652,4 +653,7 @@ internal sealed class SiblingRelay
 
         return total;
     }
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Debug, Message = "vsock: sibling connection {LocalCid}:{LocalPort} <-> {PeerCid}:{PeerPort} reset: {Reason}")]
+    private static partial void LogSiblingReset(ILogger logger, ulong localCid, uint localPort, ulong peerCid, uint peerPort, string reason);
 }
