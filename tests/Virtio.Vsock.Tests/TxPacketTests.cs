@@ -154,6 +154,51 @@ public sealed class TxPacketTests
         Assert.Equal(VsockPacketErrorKind.DescriptorChainTooShort, packet.TryParseTx(q.Memory, ref chain, MaxData).Kind);
     }
 
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(16u)]
+    public void Descriptors_after_the_payload_are_consumed_so_the_chain_cannot_be_parsed_again(uint len)
+    {
+        using QueueHarness q = Create();
+        WriteHeader(q, Header, len);
+        WriteHeader(q, Data + 0x100, 0); // a second, well-formed header behind the packet
+        DescriptorChain chain = len == 0
+            ? q.Chain(R(Header, 44), R(Data + 0x100, 44))
+            : q.Chain(R(Header, 44), R(Data, len), R(Data + 0x100, 44));
+        var packet = new VsockPacket();
+        Assert.Equal(VsockPacketError.None, packet.TryParseTx(q.Memory, ref chain, MaxData));
+        Assert.Equal(len, packet.Len);
+        Assert.Equal(VsockPacketErrorKind.DescriptorChainTooShort, packet.TryParseTx(q.Memory, ref chain, MaxData).Kind);
+    }
+
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(16u)]
+    public void A_write_only_descriptor_after_the_payload_is_refused(uint len)
+    {
+        using QueueHarness q = Create();
+        WriteHeader(q, Header, len);
+        DescriptorChain chain = len == 0
+            ? q.Chain(R(Header, 44), W(Data + 0x100, 64))
+            : q.Chain(R(Header, 44), R(Data, len), W(Data + 0x100, 64));
+        Assert.Equal(VsockPacketErrorKind.UnexpectedWriteOnlyDescriptor, ParseTx(q, chain, out _).Kind);
+    }
+
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(16u)]
+    public void A_descriptor_outside_guest_memory_after_the_payload_names_its_address(uint len)
+    {
+        using QueueHarness q = Create();
+        WriteHeader(q, Header, len);
+        DescriptorChain chain = len == 0
+            ? q.Chain(R(Header, 44), R(0x4000_0000, 64))
+            : q.Chain(R(Header, 44), R(Data, len), R(0x4000_0000, 64));
+        VsockPacketError error = ParseTx(q, chain, out _);
+        Assert.Equal(VsockPacketErrorKind.InvalidMemoryAccess, error.Kind);
+        Assert.Equal(0x4000_0000ul, error.Value);
+    }
+
     [Fact]
     public void Guest_rewriting_the_header_after_parsing_changes_nothing()
     {

@@ -102,7 +102,7 @@ public sealed unsafe class VsockPacket
 
     /// <summary>Parses a TX chain, throwing on error. For code at the edges; hot paths use <see cref="TryParseTx"/>.</summary>
     /// <param name="memory">Guest memory.</param>
-    /// <param name="chain">The chain; consumed up to the end of the payload.</param>
+    /// <param name="chain">The chain; consumed to its end.</param>
     /// <param name="maxDataSize">The largest payload accepted.</param>
     /// <returns>A new packet.</returns>
     /// <exception cref="VsockPacketException">The chain does not hold a valid packet.</exception>
@@ -168,7 +168,7 @@ public sealed unsafe class VsockPacket
     /// <c>len</c> bytes of payload in the same or the following device-readable buffers.
     /// </summary>
     /// <param name="memory">Guest memory.</param>
-    /// <param name="chain">The chain, as popped; consumed up to the end of the payload.</param>
+    /// <param name="chain">The chain, as popped; consumed to its end (descriptors after the payload are checked too).</param>
     /// <param name="maxDataSize">The largest payload accepted (typically 64 KiB).</param>
     /// <returns>The error, or <see cref="VsockPacketError.None"/>.</returns>
     public VsockPacketError TryParseTx(GuestMemory memory, ref DescriptorChain chain, uint maxDataSize)
@@ -185,7 +185,7 @@ public sealed unsafe class VsockPacket
         uint len = _header.Len;
         if (len == 0)
         {
-            return VsockPacketError.None;
+            return ConsumeTxTail(ref chain);
         }
 
         if (len > maxDataSize)
@@ -233,7 +233,28 @@ public sealed unsafe class VsockPacket
         }
 
         _dataCapacity = len;
-        return VsockPacketError.None;
+        return ConsumeTxTail(ref chain);
+    }
+
+    /// <summary>
+    /// Walks the descriptors of a TX chain left after the packet: each must be device-readable and inside
+    /// guest memory (<see cref="DescriptorChain.TryNext"/> checks that); their bytes are not part of the
+    /// packet and are ignored, as bytes beyond <c>len</c> in a payload descriptor are. The chain ends consumed.
+    /// </summary>
+    private static VsockPacketError ConsumeTxTail(ref DescriptorChain chain)
+    {
+        while (true)
+        {
+            if (!chain.TryNext(out Descriptor descriptor, out QueueError queueError))
+            {
+                return queueError == QueueError.None ? VsockPacketError.None : ChainError(queueError, descriptor, writable: false);
+            }
+
+            if (descriptor.IsWriteOnly)
+            {
+                return VsockPacketError.Of(VsockPacketErrorKind.UnexpectedWriteOnlyDescriptor);
+            }
+        }
     }
 
     /// <summary>
