@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Error, "vhost-user server on {Path} failed")]
     internal static partial void ServerFailed(ILogger logger, string path, Exception exception);
 
+    [LoggerMessage(13, LogLevel.Warning, "vhost-user memory region {Region} is not sealed against shrinking (F_SEAL_SHRINK): a frontend that truncates its file while the guest runs makes this process fail with SIGBUS. QEMU seals its memfds; hugetlbfs files cannot be sealed. Shown once per connection.")]
+    internal static partial void UnsealedRegion(ILogger logger, string region);
+
     [LoggerMessage(12, LogLevel.Debug, "vhost-user {Event}")]
     internal static partial void Trace(ILogger logger, string @event);
 }

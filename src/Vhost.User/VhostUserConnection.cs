@@ -62,6 +62,7 @@ public sealed class VhostUserConnection : IDisposable
     private readonly SocketChannel _channel;
     private readonly IVhostUserBackend _backend;
     private readonly ILogger _logger;
+    private bool _unsealedWarned;
     private readonly ulong _offeredFeatures;
     private readonly VhostUserProtocolFeatures _offeredProtocol;
     private readonly int _queueCount;
@@ -929,6 +930,12 @@ public sealed class VhostUserConnection : IDisposable
             return Refuse($"region {region} needs 0x{end:x} bytes but the file has only 0x{fileSize:x}");
         }
 
+        if (!_unsealedWarned && !IsSealedAgainstShrinking(fd.Fd))
+        {
+            _unsealedWarned = true;
+            Log.UnsealedRegion(_logger, region.ToString());
+        }
+
         GuestRegion mapped;
         try
         {
@@ -941,6 +948,13 @@ public sealed class VhostUserConnection : IDisposable
 
         slot = new MemorySlot(mapped, region.UserAddress);
         return true;
+    }
+
+    /// <summary>Whether the file behind a region cannot shrink: only then can no frontend make a mapped page vanish.</summary>
+    internal static bool IsSealedAgainstShrinking(int fd)
+    {
+        int seals = Libc.Fcntl(fd, Libc.FGetSeals, 0);
+        return seals >= 0 && (seals & Libc.FSealShrink) != 0;
     }
 
     private bool TryBuildMemory(List<MemorySlot> slots, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out GuestMemory? memory)

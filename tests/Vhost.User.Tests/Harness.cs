@@ -27,13 +27,15 @@ internal sealed class Harness : IAsyncDisposable
 
     private readonly List<IDisposable> _owned = [];
 
-    private Harness(FakeBackend backend, string path, CapturingLogger logger, VhostUserServer server)
+    private Harness(FakeBackend backend, string path, CapturingLogger logger, VhostUserServer server, bool sealedRam)
     {
         Backend = backend;
         SocketPath = path;
         Logger = logger;
         Server = server;
-        Ram = SharedMemoryFile.Create("vhost-user-test-ram", (long)(MmapOffset + RamSize));
+        Ram = sealedRam
+            ? SharedMemoryFile.CreateSealed("vhost-user-test-ram", (long)(MmapOffset + RamSize))
+            : SharedMemoryFile.Create("vhost-user-test-ram", (long)(MmapOffset + RamSize));
         Frontend = FakeFrontend.Connect(path);
     }
 
@@ -53,14 +55,14 @@ internal sealed class Harness : IAsyncDisposable
 
     public static string NewSocketPath() => Path.Combine(Path.GetTempPath(), $"vu-{Guid.NewGuid():N}.sock");
 
-    public static Harness Start(FakeBackend? backend = null)
+    public static Harness Start(FakeBackend? backend = null, bool sealedRam = false)
     {
         backend ??= new FakeBackend();
         string path = NewSocketPath();
         var logger = new CapturingLogger();
         var server = new VhostUserServer(path, backend, logger);
         server.Start();
-        return new Harness(backend, path, logger, server);
+        return new Harness(backend, path, logger, server, sealedRam);
     }
 
     /// <summary>Ring layout of queue <paramref name="index"/> in frontend virtual addresses (inside RAM).</summary>

@@ -31,6 +31,30 @@ public sealed class MemoryTableTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task AnUnsealedRegionIsMappedWithOneWarningPerConnection()
+    {
+        await Task.Yield();
+        await using Harness harness = Harness.Start();
+        harness.Handshake();
+        Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(Harness.RamRegion), harness.RamFd));
+        Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(Harness.RamRegion), harness.RamFd));
+        Assert.NotNull(harness.Backend.Memory);
+        Assert.Single(harness.Logger.Lines, line => line.Level == Microsoft.Extensions.Logging.LogLevel.Warning && line.Message.Contains("not sealed against shrinking", StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task ARegionSealedAgainstShrinkingMapsWithoutWarning()
+    {
+        await Task.Yield();
+        await using Harness harness = Harness.Start(sealedRam: true);
+        harness.Handshake();
+        Assert.True(VhostUserConnection.IsSealedAgainstShrinking(harness.RamFd));
+        Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(Harness.RamRegion), harness.RamFd));
+        Assert.NotNull(harness.Backend.Memory);
+        Assert.False(harness.Logger.Contains("not sealed"), harness.Logger.Dump());
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task VringAddressesAreTranslatedThroughTheRegionHoldingThem()
     {
         await Task.Yield();

@@ -64,6 +64,12 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     internal static partial int Poll(PollFd* fds, nuint count, int timeoutMilliseconds);
 
+    /// <summary><c>fcntl</c> command: the seals of a memfd.</summary>
+    internal const int FGetSeals = 1034;
+
+    /// <summary>Seal: the file cannot shrink.</summary>
+    internal const int FSealShrink = 0x0002;
+
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     internal static partial int Fcntl(int fd, int command, int argument);
 

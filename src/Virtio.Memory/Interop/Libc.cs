@@ -15,6 +15,11 @@ internal static partial class Libc
     internal const int MapAnonymous = 0x20;
     internal const int MapNoReserve = 0x4000;
     internal const uint MfdCloexec = 0x1;
+    internal const uint MfdAllowSealing = 0x2;
+    internal const int FAddSeals = 1033;
+    internal const int FSealSeal = 0x1;
+    internal const int FSealShrink = 0x2;
+    internal const int FSealGrow = 0x4;
 
     internal static readonly nint MapFailed = -1;
 
@@ -26,6 +31,9 @@ internal static partial class Libc
 
     [LibraryImport("libc", EntryPoint = "memfd_create", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int MemfdCreate(string name, uint flags);
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    internal static partial int Fcntl(int fd, int command, int argument);
 
     [LibraryImport("libc", EntryPoint = "ftruncate", SetLastError = true)]
     internal static partial int Ftruncate(int fd, long length);

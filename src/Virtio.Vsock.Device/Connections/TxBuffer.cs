@@ -7,17 +7,25 @@ namespace Virtio.Vsock.Device;
 /// the <c>buf_alloc</c> we advertised, plus (for SEQPACKET) where messages end.
 /// </summary>
 /// <remarks>
-/// <para><b>Owns:</b> one array rented from <see cref="ArrayPool{T}.Shared"/> while it holds data, and the
-/// message boundary ring. <b>Must never:</b> grow past its capacity (the caller resets a guest that sends
-/// beyond its credit instead), allocate in steady state (the array is rented on first use and returned
-/// when the ring empties), or reorder bytes or message ends.</para>
-/// <para>Positions are absolute byte counters (<c>long</c>), so a boundary is "the message ends after byte N".</para>
+/// <para><b>Owns:</b> one array rented from <see cref="ArrayPool{T}.Shared"/> while it holds data, sized to
+/// what it holds (it starts small and doubles, up to the capacity), and the message boundary ring
+/// (allocated on the first message end). Every rented byte is charged to the device's
+/// <see cref="BufferBudget"/>. <b>Must never:</b> grow past its capacity (the caller resets a guest that
+/// sends beyond its credit instead) or past the device's budget (the caller resets the connection),
+/// allocate in steady state (the array is rented on first use and returned when the ring empties), or
+/// reorder bytes or message ends.</para>
+/// <para>Positions are absolute byte counters (<c>long</c>), so a boundary is "the message ends after byte N";
+/// a byte at position P lives at index P modulo the array's length.</para>
 /// </remarks>
 internal sealed class TxBuffer
 {
+    private const int MinArray = 16 * 1024;
+
     private readonly int _capacity;
-    private readonly long[] _boundaryPositions;
-    private readonly SeqPacketFlags[] _boundaryFlags;
+    private readonly int _maxBoundaries;
+    private readonly BufferBudget _budget;
+    private long[]? _boundaryPositions;
+    private SeqPacketFlags[]? _boundaryFlags;
     private byte[]? _buffer;
     private long _head;
     private long _tail;
@@ -27,11 +35,12 @@ internal sealed class TxBuffer
     /// <summary>Creates an empty buffer.</summary>
     /// <param name="capacity">The most bytes it holds.</param>
     /// <param name="maxBoundaries">The most message ends it holds (0 for streams).</param>
-    public TxBuffer(int capacity, int maxBoundaries)
+    /// <param name="budget">The device's budget, charged for every rented byte.</param>
+    public TxBuffer(int capacity, int maxBoundaries, BufferBudget budget)
     {
         _capacity = capacity;
-        _boundaryPositions = maxBoundaries == 0 ? [] : new long[maxBoundaries];
-        _boundaryFlags = maxBoundaries == 0 ? [] : new SeqPacketFlags[maxBoundaries];
+        _maxBoundaries = maxBoundaries;
+        _budget = budget;
     }
 
     /// <summary>The bytes held.</summary>
@@ -46,35 +55,37 @@ internal sealed class TxBuffer
     /// <summary>Appends payload bytes of a TX packet.</summary>
     /// <param name="packet">The packet.</param>
     /// <param name="offset">The first payload byte.</param>
-    /// <param name="count">How many bytes; at most <see cref="Free"/>.</param>
-    /// <returns>Whether the copy succeeded (guest memory may have gone bad).</returns>
-    public bool Append(VsockPacket packet, int offset, int count)
+    /// <param name="count">How many bytes.</param>
+    /// <returns>What happened; nothing was appended unless <see cref="TxAppendResult.Appended"/>.</returns>
+    public TxAppendResult Append(VsockPacket packet, int offset, int count)
     {
         if (count > Free)
         {
-            return false;
+            return TxAppendResult.OverCapacity;
         }
 
         if (count == 0)
         {
-            return true;
+            return TxAppendResult.Appended;
         }
 
-        byte[] buffer = _buffer ??= ArrayPool<byte>.Shared.Rent(_capacity);
-        int start = (int)(_tail % _capacity);
-        int first = Math.Min(count, _capacity - start);
-        if (packet.CopyDataTo(buffer.AsSpan(start, first), offset).IsError)
+        if (!EnsureRoom(Count + count))
         {
-            return false;
+            return TxAppendResult.OverBudget;
         }
 
-        if (first < count && packet.CopyDataTo(buffer.AsSpan(0, count - first), offset + first).IsError)
+        byte[] buffer = _buffer!;
+        int start = (int)(_tail % buffer.Length);
+        int first = Math.Min(count, buffer.Length - start);
+        if (packet.CopyDataTo(buffer.AsSpan(start, first), offset).IsError
+            || (first < count && packet.CopyDataTo(buffer.AsSpan(0, count - first), offset + first).IsError))
         {
-            return false;
+            ReturnIfEmpty();
+            return TxAppendResult.GuestMemoryFault;
         }
 
         _tail += count;
-        return true;
+        return TxAppendResult.Appended;
     }
 
     /// <summary>Records that a message ends after the last byte appended.</summary>
@@ -82,20 +93,19 @@ internal sealed class TxBuffer
     /// <returns><see langword="false"/> when the boundary ring is full.</returns>
     public bool AddBoundary(SeqPacketFlags flags)
     {
-        if (_boundaryCount == _boundaryPositions.Length)
+        if (_boundaryCount == _maxBoundaries)
         {
             return false;
         }
 
-        int index = (_boundaryFirst + _boundaryCount) % _boundaryPositions.Length;
+        _boundaryPositions ??= new long[_maxBoundaries];
+        _boundaryFlags ??= new SeqPacketFlags[_maxBoundaries];
+        int index = (_boundaryFirst + _boundaryCount) % _maxBoundaries;
         _boundaryPositions[index] = _tail;
         _boundaryFlags[index] = flags;
         _boundaryCount++;
         return true;
     }
-
-    /// <summary>Whether another message end fits.</summary>
-    public bool CanAddBoundary => _boundaryCount < _boundaryPositions.Length;
 
     /// <summary>Writes as much as the endpoint takes, in order, with message ends.</summary>
     /// <param name="endpoint">The host endpoint.</param>
@@ -107,10 +117,10 @@ internal sealed class TxBuffer
         written = 0;
         while (!IsEmpty)
         {
-            long end = _boundaryCount > 0 ? _boundaryPositions[_boundaryFirst] : _tail;
-            SeqPacketFlags flags = _boundaryCount > 0 ? _boundaryFlags[_boundaryFirst] : SeqPacketFlags.None;
-            int start = _buffer is null ? 0 : (int)(_head % _capacity);
-            int length = (int)Math.Min(end - _head, _capacity - start);
+            long end = _boundaryCount > 0 ? _boundaryPositions![_boundaryFirst] : _tail;
+            SeqPacketFlags flags = _boundaryCount > 0 ? _boundaryFlags![_boundaryFirst] : SeqPacketFlags.None;
+            int start = _buffer is null ? 0 : (int)(_head % _buffer.Length);
+            int length = _buffer is null ? 0 : (int)Math.Min(end - _head, _buffer.Length - start);
             bool reachesEnd = _head + length == end;
             ReadOnlySpan<byte> span = _buffer is null ? default : _buffer.AsSpan(start, length);
             EndpointResult result = endpoint.Write(span, reachesEnd ? flags : SeqPacketFlags.None);
@@ -124,7 +134,7 @@ internal sealed class TxBuffer
             written += taken;
             if (taken == length && reachesEnd && _boundaryCount > 0)
             {
-                _boundaryFirst = (_boundaryFirst + 1) % _boundaryPositions.Length;
+                _boundaryFirst = (_boundaryFirst + 1) % _maxBoundaries;
                 _boundaryCount--;
             }
 
@@ -147,17 +157,87 @@ internal sealed class TxBuffer
         ReturnIfEmpty();
     }
 
+    /// <summary>Drops everything and every array (the connection is gone).</summary>
+    public void Release()
+    {
+        Clear();
+        _boundaryPositions = null;
+        _boundaryFlags = null;
+    }
+
+    /// <summary>Makes the array hold at least <paramref name="needed"/> bytes, keeping what it holds.</summary>
+    private bool EnsureRoom(int needed)
+    {
+        int current = _buffer?.Length ?? 0;
+        if (needed <= current)
+        {
+            return true;
+        }
+
+        int size = (int)Math.Min(Math.Max(MinArray, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)needed)), (uint)Array.MaxLength);
+        if (!_budget.TryReserve(size - current))
+        {
+            return false;
+        }
+
+        byte[] grown = ArrayPool<byte>.Shared.Rent(size);
+        if (grown.Length != size)
+        {
+            // The pool may hand out a larger array: charge what is held.
+            if (!_budget.TryReserve(grown.Length - size))
+            {
+                ArrayPool<byte>.Shared.Return(grown);
+                _budget.Release(size - current);
+                return false;
+            }
+        }
+
+        if (_buffer is not null)
+        {
+            for (long position = _head; position < _tail;)
+            {
+                int from = (int)(position % _buffer.Length);
+                int to = (int)(position % grown.Length);
+                int piece = (int)Math.Min(_tail - position, Math.Min(_buffer.Length - from, grown.Length - to));
+                _buffer.AsSpan(from, piece).CopyTo(grown.AsSpan(to));
+                position += piece;
+            }
+
+            ArrayPool<byte>.Shared.Return(_buffer);
+        }
+
+        _buffer = grown;
+        return true;
+    }
+
     private void ReturnIfEmpty()
     {
         if (_tail == _head && _buffer is not null)
         {
+            _budget.Release(_buffer.Length);
             ArrayPool<byte>.Shared.Return(_buffer);
             _buffer = null;
             _head = _tail = 0;
             for (int i = 0; i < _boundaryCount; i++)
             {
-                _boundaryPositions[(_boundaryFirst + i) % _boundaryPositions.Length] = 0;
+                _boundaryPositions![(_boundaryFirst + i) % _maxBoundaries] = 0;
             }
         }
     }
+}
+
+/// <summary>What <see cref="TxBuffer.Append"/> did.</summary>
+internal enum TxAppendResult
+{
+    /// <summary>The bytes are held.</summary>
+    Appended,
+
+    /// <summary>More than the advertised <c>buf_alloc</c> allows: the guest ignored our credit.</summary>
+    OverCapacity,
+
+    /// <summary>The device's buffer budget is spent.</summary>
+    OverBudget,
+
+    /// <summary>The payload could not be read from guest memory.</summary>
+    GuestMemoryFault,
 }

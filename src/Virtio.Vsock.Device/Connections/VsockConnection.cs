@@ -84,7 +84,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         Type = type;
         State = state;
         _bufAlloc = muxer.Options.BufferSize;
-        _txBuffer = new TxBuffer((int)_bufAlloc, type == VsockType.SeqPacket ? muxer.Options.MaxBufferedMessages : 0);
+        _txBuffer = new TxBuffer((int)_bufAlloc, type == VsockType.SeqPacket ? muxer.Options.MaxBufferedMessages : 0, muxer.Budget);
     }
 
     /// <summary>The key.</summary>
@@ -206,13 +206,15 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
     {
         Volatile.Write(ref _queued, 0);
         int flags = Interlocked.Exchange(ref _signals, 0);
+        if (State != ConnectionState.Accepting)
+        {
+            // An answer that came after the connection stopped accepting (reset by a later packet of the same
+            // batch, a timeout or a guest RST) is closed here: nothing else will ever take its endpoint.
+            CloseAnsweredEndpoint();
+        }
+
         if (State == ConnectionState.Closed)
         {
-            if ((flags & SignalAnswered) != 0)
-            {
-                Interlocked.Exchange(ref _answeredEndpoint, null)?.Close(abort: true);
-            }
-
             return;
         }
 
@@ -242,10 +244,41 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         _muxer.ScheduleRx(this);
     }
 
+    /// <summary>The loop caught an exception from this connection's work (its endpoint threw): reset it, only it.</summary>
+    /// <param name="exception">What was thrown.</param>
+    public void OnFault(Exception exception)
+    {
+        Interlocked.Increment(ref _muxer.Metrics.EndpointFaultsField);
+        Trace.TraceWarning("vsock connection {0}: reset after an exception from its host endpoint: {1}", Key, exception);
+        Reset(refused: false);
+    }
+
+    private void CloseAnsweredEndpoint() => CloseQuietly(Interlocked.Exchange(ref _answeredEndpoint, null), abort: true);
+
+    /// <summary>Closes a host endpoint; an endpoint that throws while closing cannot hurt the loop.</summary>
+    private void CloseQuietly(IVsockEndpoint? endpoint, bool abort)
+    {
+        if (endpoint is null)
+        {
+            return;
+        }
+
+        try
+        {
+            endpoint.Close(abort);
+        }
+        catch (Exception exception)
+        {
+            Interlocked.Increment(ref _muxer.Metrics.EndpointFaultsField);
+            Trace.TraceWarning("vsock connection {0}: host endpoint threw while closing: {1}", Key, exception);
+        }
+    }
+
     private void OnAnswered()
     {
         if (State != ConnectionState.Accepting)
         {
+            CloseAnsweredEndpoint();
             return;
         }
 
@@ -318,7 +351,13 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
             case VsockOp.CreditUpdate:
                 break;
             case VsockOp.CreditRequest:
-                _pendingCreditUpdate = true;
+                // Before the connection is up the RESPONSE (or REQUEST) we owe carries our credit: a
+                // CREDIT_UPDATE must not overtake it.
+                if (State is not (ConnectionState.Accepting or ConnectionState.Connecting))
+                {
+                    _pendingCreditUpdate = true;
+                }
+
                 break;
             default:
                 // REQUEST on an existing connection, INVALID, unknown ops: protocol errors.
@@ -398,10 +437,17 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
         if (!complete)
         {
-            if (!_txBuffer.Append(packet, offset, (int)len - offset)
-                || (boundary != SeqPacketFlags.None && !_txBuffer.AddBoundary(boundary)))
+            TxAppendResult appended = _txBuffer.Append(packet, offset, (int)len - offset);
+            if (appended == TxAppendResult.Appended && boundary != SeqPacketFlags.None && !_txBuffer.AddBoundary(boundary))
             {
-                Interlocked.Increment(ref _muxer.Metrics.CreditViolationsField);
+                appended = TxAppendResult.OverCapacity;
+            }
+
+            if (appended != TxAppendResult.Appended)
+            {
+                Interlocked.Increment(ref appended == TxAppendResult.OverBudget
+                    ? ref _muxer.Metrics.BufferLimitResetsField
+                    : ref _muxer.Metrics.CreditViolationsField);
                 Reset(refused: false);
                 return;
             }
@@ -564,7 +610,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
     private void FinishOrderly()
     {
-        _endpoint?.Close(abort: false);
+        CloseQuietly(_endpoint, abort: false);
         _endpoint = null;
         _rstIsOrderly = true;
         _pendingRst = true;
@@ -594,8 +640,9 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
         _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.Reset, "The connection was reset while connecting."));
         _connectCompletion = null;
-        _endpoint?.Close(abort: true);
+        CloseQuietly(_endpoint, abort: true);
         _endpoint = null;
+        CloseAnsweredEndpoint();
         _txBuffer.Clear();
         _rstIsOrderly = false;
         _pendingRst = true;
@@ -621,9 +668,10 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
             Interlocked.CompareExchange(ref _answer, AnswerExpired, AnswerNone);
         }
 
-        _endpoint?.Close(abort: !orderly);
+        CloseQuietly(_endpoint, abort: !orderly);
         _endpoint = null;
-        _txBuffer.Clear();
+        CloseAnsweredEndpoint();
+        _txBuffer.Release();
         State = ConnectionState.Closed;
         Deadline = 0;
         Interlocked.Increment(ref orderly ? ref _muxer.Metrics.ConnectionsClosedField : ref _muxer.Metrics.ConnectionsResetField);

@@ -25,7 +25,7 @@ internal sealed class VsockMuxer
 {
     private readonly Dictionary<ConnectionKey, VsockConnection> _connections = [];
     private readonly Queue<VsockConnection> _rxQueue = new();
-    private readonly PriorityQueue<VsockConnection, long> _timers = new();
+    private readonly DeadlineQueue<VsockConnection> _timers = new(static (connection, deadline) => connection.State != ConnectionState.Closed && connection.Deadline == deadline);
     private readonly VsockHeader[] _pendingResets;
     private int _resetFirst;
     private int _resetCount;
@@ -43,7 +43,11 @@ internal sealed class VsockMuxer
         Loop = loop;
         Metrics = metrics;
         _pendingResets = new VsockHeader[options.MaxPendingResets];
+        Budget = new BufferBudget(options.MaxBufferedBytes);
     }
+
+    /// <summary>The bytes this device may hold for its guest (host connection buffers and sibling payloads).</summary>
+    public BufferBudget Budget { get; }
 
     /// <summary>The options.</summary>
     public VsockDeviceOptions Options { get; }
@@ -73,7 +77,7 @@ internal sealed class VsockMuxer
     public bool HasRxWork => _resetCount > 0 || _rxQueue.Count > 0;
 
     /// <summary>The earliest timer deadline, or <see cref="long.MaxValue"/>.</summary>
-    public long NextDeadline => _timers.TryPeek(out _, out long deadline) ? deadline : long.MaxValue;
+    public long NextDeadline => _timers.NextDeadline;
 
     // ---------------------------------------------------------------- TX
 
@@ -120,7 +124,15 @@ internal sealed class VsockMuxer
                 return;
             }
 
-            connection.HandleGuestPacket(packet, now);
+            try
+            {
+                connection.HandleGuestPacket(packet, now);
+            }
+            catch (Exception exception)
+            {
+                connection.OnFault(exception);
+            }
+
             return;
         }
 
@@ -140,7 +152,15 @@ internal sealed class VsockMuxer
         connection = new VsockConnection(this, key, type, ConnectionState.Accepting);
         _connections.Add(key, connection);
         VsockHeader header = packet.Header;
-        connection.StartAccepting(in header, now);
+        try
+        {
+            connection.StartAccepting(in header, now);
+        }
+        catch (Exception exception)
+        {
+            // The backend threw while deciding: as a refusal, for this connection only.
+            connection.OnFault(exception);
+        }
     }
 
     /// <summary>Whether <paramref name="type"/> was negotiated.</summary>
@@ -267,7 +287,17 @@ internal sealed class VsockMuxer
         while (attempts-- > 0 && _rxQueue.TryDequeue(out VsockConnection? connection))
         {
             connection.InRxQueue = false;
-            uint used = connection.TryProduceRx(rx);
+            uint used;
+            try
+            {
+                used = connection.TryProduceRx(rx);
+            }
+            catch (Exception exception)
+            {
+                connection.OnFault(exception);
+                used = 0;
+            }
+
             ScheduleRx(connection);
             if (used != 0)
             {
@@ -283,19 +313,15 @@ internal sealed class VsockMuxer
     /// <summary>Adds a timer entry (stale entries are skipped when they fire).</summary>
     /// <param name="connection">The connection.</param>
     /// <param name="deadline">Its deadline.</param>
-    public void AddTimer(VsockConnection connection, long deadline) => _timers.Enqueue(connection, deadline);
+    public void AddTimer(VsockConnection connection, long deadline) => _timers.Add(connection, deadline, _connections.Count);
 
     /// <summary>Fires every due timer.</summary>
     /// <param name="now">The current timestamp.</param>
     public void RunTimers(long now)
     {
-        while (_timers.TryPeek(out VsockConnection? connection, out long deadline) && deadline <= now)
+        while (_timers.TryTakeDue(now, out VsockConnection connection))
         {
-            _timers.Dequeue();
-            if (connection.State != ConnectionState.Closed && connection.Deadline == deadline)
-            {
-                connection.OnTimer();
-            }
+            connection.OnTimer();
         }
     }
 

@@ -9,4 +9,9 @@ internal interface ISignalSource
 {
     /// <summary>Called on the loop thread: take and handle the pending flags.</summary>
     void OnSignalled();
+
+    /// <summary>Called on the loop thread when <see cref="OnSignalled"/> threw: contain the damage (a connection
+    /// resets itself; anything else stops its device). Must not throw.</summary>
+    /// <param name="exception">What <see cref="OnSignalled"/> threw.</param>
+    void OnFault(Exception exception);
 }

@@ -75,6 +75,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     private int _siblingConnectionCount;
     private bool _rxSiblingsFirst;
     private bool _disposed;
+    private bool _faulted;
 
     /// <summary>Creates the device and starts its loop thread (idle until queues run).</summary>
     /// <param name="options">Configuration; validated (a reserved guest CID throws).</param>
@@ -96,8 +97,10 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             _queues[i] = new VirtQueue(MaxQueueSize);
         }
 
-        _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", Turn, NextDeadline);
+        _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", Turn, NextDeadline, OnLoopFault);
         _muxer = new VsockMuxer(options, backend, _loop, Metrics);
+        BufferBudget budget = _muxer.Budget;
+        Metrics.BufferedBytesSource = () => budget.Used;
         if (options.Siblings is not null)
         {
             _relay = new SiblingRelay(options.Siblings, _muxer, _loop);
@@ -120,6 +123,17 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
 
     /// <summary>The number of live connections, as of the loop's last turn.</summary>
     public int ConnectionCount => Volatile.Read(ref _connectionCount);
+
+    /// <summary>
+    /// Raised on the device's loop thread when the device's own processing failed unexpectedly (a bug, not
+    /// guest input: guest input gets error values and RSTs). The device has then dropped every connection
+    /// and stopped processing queues until its next <see cref="Reset"/>; other devices are unaffected. A
+    /// transport should tell or drop its frontend (the vhost-user daemon disconnects it). Handlers must not block.
+    /// </summary>
+    public event Action<VsockDevice, Exception>? Faulted;
+
+    /// <summary>Whether the device stopped after a fault (see <see cref="Faulted"/>) and waits for a reset.</summary>
+    public bool IsFaulted => Volatile.Read(ref _faulted);
 
     /// <summary>The counters of sibling traffic, or <see langword="null"/> when the device is in no CID map.</summary>
     public SiblingMetrics? SiblingMetrics => _relay?.Metrics;
@@ -312,9 +326,23 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             return completion.Task;
         }
 
-        _loop.Post(() => _muxer.Connect(
-            guestPort, type, endpoint, completion, cancellationToken,
-            running: _running[VsockQueueIndex.Rx] && _running[VsockQueueIndex.Tx] && _memory is not null));
+        _loop.Post(
+            () =>
+            {
+                try
+                {
+                    _muxer.Connect(guestPort, type, endpoint, completion, cancellationToken, running: IsOnline && !_faulted);
+                }
+                catch (Exception exception)
+                {
+                    completion.TrySetException(exception);
+                }
+            },
+            abandon: disposed =>
+            {
+                completion.TrySetException(disposed);
+                endpoint.Close(abort: true);
+            });
         return completion.Task;
     }
 
@@ -331,6 +359,9 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         {
             _loop.Invoke(ResetOnLoop);
         }
+        catch (ObjectDisposedException)
+        {
+        }
         finally
         {
             _relay?.Leave();
@@ -340,8 +371,48 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
 
     // ---------------------------------------------------------------- loop
 
+    /// <summary>The loop's own work threw (a bug): drop every connection, stop using the queues until the next reset,
+    /// and tell the transport. Runs on the loop; must not throw.</summary>
+    private void OnLoopFault(Exception exception)
+    {
+        Volatile.Write(ref _faulted, true);
+        Interlocked.Increment(ref Metrics.DeviceFaultsField);
+        if (_logger is not null)
+        {
+            LogDeviceFault(_logger, _options.GuestCid, exception);
+        }
+        else
+        {
+            Trace.TraceError("vsock device {0}: stopped after an unexpected fault: {1}", _options.GuestCid, exception);
+        }
+
+        try
+        {
+            _muxer.ResetAll();
+            _relay?.OnLocalReset(online: false);
+        }
+        catch (Exception second)
+        {
+            Trace.TraceError("vsock device {0}: dropping connections after a fault failed: {1}", _options.GuestCid, second);
+        }
+
+        Array.Fill(_broken, true);
+        Volatile.Write(ref _connectionCount, 0);
+        Volatile.Write(ref _siblingConnectionCount, 0);
+        try
+        {
+            Faulted?.Invoke(this, exception);
+        }
+        catch (Exception second)
+        {
+            Trace.TraceError("vsock device {0}: a Faulted handler threw: {1}", _options.GuestCid, second);
+        }
+    }
+
     private void ResetOnLoop()
     {
+        _loop.ClearFault();
+        Volatile.Write(ref _faulted, false);
         _muxer.ResetAll();
         _relay?.OnLocalReset(online: false);
         _backend.OnDeviceReset();
@@ -690,6 +761,9 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     // Source-generated: a disabled level costs a check, no boxing, no formatting (bad chains come from the guest).
     [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "vsock: bad {Queue} chain {Head}: {Error}")]
     private static partial void LogBadChain(ILogger logger, string queue, ushort head, VsockPacketError error);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Critical, Message = "vsock: device for guest CID {GuestCid} stopped after an unexpected fault; it waits for a reset from its frontend")]
+    private static partial void LogDeviceFault(ILogger logger, ulong guestCid, Exception exception);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Error, Message = "vsock: queue {Queue} stopped: {Error}")]
     private static partial void LogQueueStopped(ILogger logger, int queue, QueueError error);

@@ -35,6 +35,12 @@ public sealed class VsockDeviceOptions
     /// <summary>The most messages a SEQPACKET connection buffers toward a slow host. Default 256.</summary>
     public int MaxBufferedMessages { get; set; } = 256;
 
+    /// <summary>The most bytes the device holds for its guest at once, over all connections: guest-to-host data the
+    /// host endpoints have not taken yet, and payloads queued for sibling guests. A connection whose data would
+    /// pass it is reset (counted in <see cref="VsockMetrics.BufferLimitResets"/>). Default: 1/16 of the memory
+    /// available to the process, between 64 MiB and 2 GiB.</summary>
+    public long MaxBufferedBytes { get; set; } = DefaultMaxBufferedBytes();
+
     /// <summary>The CID map shared with the devices whose guests this guest may reach by CID (sibling
     /// communication), or <see langword="null"/> (default) when the guest reaches only the host. The device joins
     /// the map under <see cref="GuestCid"/> when created (a CID already in the map is refused) and leaves it when
@@ -75,9 +81,17 @@ public sealed class VsockDeviceOptions
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), "Timeouts must be positive.");
         }
 
+        if (MaxBufferedBytes < BufferSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxBufferedBytes), MaxBufferedBytes, "The buffered-bytes limit must hold at least one connection's buffer (BufferSize).");
+        }
+
         if (Siblings is not null && (SiblingGroups is null || SiblingGroups.Count == 0 || SiblingGroups.Any(string.IsNullOrEmpty)))
         {
             throw new ArgumentOutOfRangeException(nameof(SiblingGroups), "A device in a CID map needs at least one non-empty sibling group.");
         }
     }
+
+    private static long DefaultMaxBufferedBytes() =>
+        Math.Clamp(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 16, 64L << 20, 2L << 30);
 }

@@ -1,8 +1,9 @@
 namespace Virtio.Vsock.Device;
 
 /// <summary>
-/// Counters of one device, in the spirit of Firecracker's vsock metrics. Written only by the device's
-/// loop thread (plain increments, no locks); any thread may read them at any time. Values only grow,
+/// Counters of one device, in the spirit of Firecracker's vsock metrics. Written with interlocked
+/// increments (mostly by the device's loop thread; kicks come from the transport's threads), never
+/// under a lock; any thread may read them at any time. Values only grow,
 /// except across <see cref="VsockDevice.Dispose"/>, and are read individually (not as an atomic snapshot).
 /// </summary>
 public sealed class VsockMetrics
@@ -33,6 +34,10 @@ public sealed class VsockMetrics
     internal long KicksField;
     internal long NotificationsField;
     internal long LoopTurnsField;
+    internal long EndpointFaultsField;
+    internal long DeviceFaultsField;
+    internal long BufferLimitResetsField;
+    internal Func<long>? BufferedBytesSource;
 
     /// <summary>Packets the guest sent (TX chains parsed successfully).</summary>
     public long TxPackets => Volatile.Read(ref TxPacketsField);
@@ -111,4 +116,16 @@ public sealed class VsockMetrics
 
     /// <summary>Used-buffer notifications signalled to the driver.</summary>
     public long Notifications => Volatile.Read(ref NotificationsField);
+
+    /// <summary>Exceptions thrown by host endpoints (each reset its own connection and nothing else).</summary>
+    public long EndpointFaults => Volatile.Read(ref EndpointFaultsField);
+
+    /// <summary>Unexpected faults in the device's own processing (each stopped the device until its next reset).</summary>
+    public long DeviceFaults => Volatile.Read(ref DeviceFaultsField);
+
+    /// <summary>Connections reset because the device's buffered-bytes limit (<see cref="VsockDeviceOptions.MaxBufferedBytes"/>) was reached.</summary>
+    public long BufferLimitResets => Volatile.Read(ref BufferLimitResetsField);
+
+    /// <summary>Bytes the device holds for its guest now (connection buffers and sibling payloads); a gauge.</summary>
+    public long BufferedBytes => BufferedBytesSource?.Invoke() ?? 0;
 }

@@ -43,7 +43,7 @@ internal sealed partial class SiblingRelay
     private readonly Dictionary<SiblingFlowKey, SiblingFlow> _flows = [];
     private readonly Queue<SiblingRoute> _ready = new();
     private readonly Queue<VsockHeader> _localResets = new();
-    private readonly PriorityQueue<SiblingFlow, long> _timers = new();
+    private readonly DeadlineQueue<SiblingFlow> _timers = new(static (flow, deadline) => flow.State == SiblingFlowState.Requested && flow.Deadline == deadline);
     private readonly List<SiblingFlow> _scratch = [];
     private readonly VsockMuxer _muxer;
     private readonly VsockCidMap _map;
@@ -80,7 +80,10 @@ internal sealed partial class SiblingRelay
     public bool HasRxWork => _localResets.Count > 0 || _ready.Count > 0;
 
     /// <summary>The earliest connect deadline, or <see cref="long.MaxValue"/>.</summary>
-    public long NextDeadline => _timers.TryPeek(out _, out long deadline) ? deadline : long.MaxValue;
+    public long NextDeadline => _timers.NextDeadline;
+
+    /// <summary>The device's buffer budget, charged for the payloads its guest queues on routes.</summary>
+    public BufferBudget Budget => _muxer.Budget;
 
     /// <summary>Joins the map (before the loop starts).</summary>
     /// <param name="cid">The guest CID.</param>
@@ -316,6 +319,19 @@ internal sealed partial class SiblingRelay
             }
 
             uint used = Deliver(route, ref packet, rx);
+            if (used == 0)
+            {
+                // The RX buffer could not take the payload (guest memory went away under it): the packet is
+                // dropped and its connection reset on both sides; the buffer serves the next packet.
+                VsockHeader failed = packet.Header;
+                route.RemoveHead();
+                if (_flows.TryGetValue(new SiblingFlowKey(failed.DstPort, failed.SrcCid, failed.SrcPort), out SiblingFlow? flow))
+                {
+                    Fail(flow, ref Metrics.ProtocolErrorsField, "payload could not be written to the RX buffer", resetLocal: true);
+                }
+
+                continue;
+            }
 
             // Round robin between routes, one piece at a time.
             _ready.Dequeue();
@@ -450,11 +466,12 @@ internal sealed partial class SiblingRelay
         }
 
         header.Len = (uint)chunk;
-        rx.SetHeader(in header);
-        if (chunk > 0)
+        if (chunk > 0 && rx.CopyDataFrom(packet.Payload.AsSpan(offset, chunk)).IsError)
         {
-            rx.CopyDataFrom(packet.Payload.AsSpan(offset, chunk));
+            return 0;
         }
+
+        rx.SetHeader(in header);
 
         if (last)
         {
@@ -509,13 +526,9 @@ internal sealed partial class SiblingRelay
     /// <param name="now">The current timestamp.</param>
     public void RunTimers(long now)
     {
-        while (_timers.TryPeek(out SiblingFlow? flow, out long deadline) && deadline <= now)
+        while (_timers.TryTakeDue(now, out SiblingFlow flow))
         {
-            _timers.Dequeue();
-            if (flow.State == SiblingFlowState.Requested && flow.Deadline == deadline)
-            {
-                Fail(flow, ref Metrics.ConnectTimeoutsField, "connect timeout", resetLocal: true);
-            }
+            Fail(flow, ref Metrics.ConnectTimeoutsField, "connect timeout", resetLocal: true);
         }
     }
 
@@ -523,7 +536,7 @@ internal sealed partial class SiblingRelay
     {
         flow.Deadline = now + _connectTimeoutTicks;
         _flows[flow.Key] = flow;
-        _timers.Enqueue(flow, flow.Deadline);
+        _timers.Add(flow, flow.Deadline, _flows.Count);
     }
 
     private void Remove(SiblingFlow flow)

@@ -98,10 +98,17 @@ internal sealed class SiblingRoute : ISignalSource
         byte[]? payload = null;
         if (len != 0)
         {
+            // Charged to the sending device's budget until the receiving device delivers or drops it.
+            if (!Source.Relay.Budget.TryReserve(len))
+            {
+                return false;
+            }
+
             payload = ArrayPool<byte>.Shared.Rent((int)len);
             if (packet.CopyDataTo(payload.AsSpan(0, (int)len)).IsError)
             {
                 ArrayPool<byte>.Shared.Return(payload);
+                Source.Relay.Budget.Release(len);
                 return false;
             }
         }
@@ -167,6 +174,7 @@ internal sealed class SiblingRoute : ISignalSource
         if (slot.Payload is not null)
         {
             ArrayPool<byte>.Shared.Return(slot.Payload);
+            Source.Relay.Budget.Release(slot.Header.Len);
         }
 
         Interlocked.Add(ref _bytes, -slot.Header.Len);
@@ -195,4 +203,7 @@ internal sealed class SiblingRoute : ISignalSource
         Volatile.Write(ref _signalQueued, 0);
         Destination.Relay.OnRouteSignalled(this);
     }
+
+    /// <inheritdoc/>
+    public void OnFault(Exception exception) => Destination.Relay.Loop.Fail(exception);
 }

@@ -27,6 +27,7 @@ internal static unsafe partial class UnixNative
     internal const int MsgTrunc = 0x20;
     internal const int MsgDontWait = 0x40;
     internal const int MsgNoSignal = 0x4000;
+    internal const int MsgCmsgCloexec = 0x40000000;
 
     internal const int ShutRd = 0;
     internal const int ShutWr = 1;

@@ -381,7 +381,8 @@ public static class UnixSocketIo
                 Control = message ? control : null,
                 ControlLength = message ? (nuint)ControlLength : 0,
             };
-            int flags = UnixNative.MsgDontWait | (message ? UnixNative.MsgTrunc : 0) | (peek ? UnixNative.MsgPeek : 0);
+            // MSG_CMSG_CLOEXEC: a descriptor a host peer smuggles in is close-on-exec from the start (and closed below).
+            int flags = UnixNative.MsgDontWait | UnixNative.MsgCmsgCloexec | (message ? UnixNative.MsgTrunc : 0) | (peek ? UnixNative.MsgPeek : 0);
             nint n;
             do
             {
