@@ -97,14 +97,19 @@ public static class PacketTargets
         _ = packet.ToString();
 
         // The model: the header is the first 44 bytes of the leading device-readable buffers; the payload
-        // (when len != 0 and len <= max) the next len bytes; buffers after the bytes needed never matter.
-        ulong readable = model.RunLength(writable: false, out _);
+        // (when len != 0 and len <= max) the next len bytes; the whole chain must be well-formed and
+        // device-readable, buffers after the bytes needed included (their bytes are ignored).
+        ulong readable = model.RunLength(writable: false, out bool mixed);
         bool expected;
         byte[] flat = model.Flatten(memory, writable: false, VsockHeader.Size);
         VsockHeader modelHeader = default;
-        if (readable < VsockHeader.Size)
+        if (readable < VsockHeader.Size || model.Failed || mixed)
         {
             expected = false;
+            if (readable >= VsockHeader.Size)
+            {
+                modelHeader = VsockHeader.Read(flat);
+            }
         }
         else
         {
