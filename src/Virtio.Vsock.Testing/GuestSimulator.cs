@@ -280,6 +280,22 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
         _wake.Set();
     }
 
+    /// <summary>Sends raw packets as the guest in one TX batch: all their chains are published before one kick, so the
+    /// device sees them in the same turn (<c>len</c> is set from each payload).</summary>
+    /// <param name="packets">The headers and payloads, in order.</param>
+    public void SendRawBatch(params ReadOnlySpan<(VsockHeader Header, byte[] Payload)> packets)
+    {
+        lock (Sync)
+        {
+            foreach ((VsockHeader header, byte[] payload) in packets)
+            {
+                _rawQueue.Enqueue((header with { Len = (uint)payload.Length }, payload));
+            }
+        }
+
+        _wake.Set();
+    }
+
     /// <summary>Packets the device sends to guest port <paramref name="port"/> go to <see cref="RawReceived"/> and get no automatic answer.</summary>
     /// <param name="port">The guest port a raw test uses.</param>
     public void ClaimRawPort(uint port)
