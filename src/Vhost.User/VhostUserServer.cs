@@ -76,6 +76,23 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     /// finish and removes the socket file. Idempotent.
     /// </summary>
     /// <returns>A task that completes when the server is down.</returns>
+    /// <summary>
+    /// Drops the current frontend's connection, if any (its session ends as on a disconnect: the backend is
+    /// reset), and keeps listening for the next one. For a backend that can no longer serve the session it
+    /// has, e.g. a device that stopped after an internal fault: a frontend configured to reconnect (QEMU's
+    /// <c>reconnect=</c>) starts a fresh session. Returns at once; thread-safe.
+    /// </summary>
+    /// <returns>Whether a frontend was connected.</returns>
+    public bool DisconnectFrontend()
+    {
+        lock (_gate)
+        {
+            _current?.Stop();
+            return _current is not null;
+        }
+    }
+
+    /// <summary>Stops accepting, ends the current frontend's session and waits for both.</summary>
     public async Task StopAsync()
     {
         if (!_stopping.IsCancellationRequested)

@@ -74,6 +74,10 @@ public sealed partial class VsockVmServer : IVmServer
         adapter.Attach(device);
 
         await using var server = new VhostUserServer(vm.SocketPath, adapter, logs.CreateLogger<VhostUserServer>());
+
+        // A device that stopped after an internal fault waits for a reset: end the frontend's session (off the
+        // device's loop thread) so that a reconnecting QEMU starts over with a reset device. Other VMs go on.
+        device.Faulted += (_, _) => ThreadPool.QueueUserWorkItem(static s => ((VhostUserServer)s!).DisconnectFrontend(), server);
         server.Start();
         hostSide.Start();
         LogServing(logger, vm.GuestCid, vm.SocketPath, vm.UdsPath);
