@@ -66,7 +66,8 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
     private bool _hostEof;
     private bool _readRequested;
     private bool _writeRequested;
-    private bool _creditRequested;
+    private bool _creditStalled;
+    private int _creditRequestsThisStall;
 
     private int _signals;
     private int _queued;
@@ -372,6 +373,10 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
     {
         _peerBufAlloc = bufAlloc;
         _peerFwdCnt = fwdCnt;
+        if (_creditStalled && PeerFree >= MinChunk)
+        {
+            _creditStalled = false;
+        }
     }
 
     private void OnConnected()
@@ -715,6 +720,13 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                 Interlocked.Increment(ref _muxer.Metrics.ShutdownTimeoutsField);
                 Reset(refused: false);
                 break;
+            case ConnectionState.Established when _creditStalled && WantsHostRead && PeerFree < MinChunk:
+                // No update ended the stall: ask, then wait twice as long before asking again (up to 64x).
+                _pendingCreditRequest = true;
+                _creditRequestsThisStall++;
+                ArmTimer(Stopwatch.GetTimestamp(), _muxer.Options.CreditRequestDelay * (1 << Math.Min(_creditRequestsThisStall, 6)));
+                _muxer.ScheduleRx(this);
+                break;
         }
     }
 
@@ -751,12 +763,14 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                 return true;
             }
 
-            if (!_creditRequested)
+            if (!_creditStalled)
             {
-                _creditRequested = true;
-                _pendingCreditRequest = true;
+                // Out of the guest's credit. A Linux guest sends CREDIT_UPDATE by itself once its reader frees
+                // space, so ask only if no update ended the stall in time (see OnTimer).
+                _creditStalled = true;
+                _creditRequestsThisStall = 0;
                 Interlocked.Increment(ref _muxer.Metrics.CreditStallsField);
-                return true;
+                ArmTimer(Stopwatch.GetTimestamp(), _muxer.Options.CreditRequestDelay);
             }
         }
 
@@ -882,7 +896,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
                 int bytes = Math.Min(result.Bytes, max);
                 _txCnt += (uint)bytes;
-                _creditRequested = false;
+                _creditStalled = false;
                 _pendingCreditUpdate = false;
                 Interlocked.Add(ref _muxer.Metrics.RxBytesField, bytes);
                 return WriteHeader(rx, VsockOp.Rw, (uint)bytes, Type == VsockType.SeqPacket ? (uint)result.Flags : 0);

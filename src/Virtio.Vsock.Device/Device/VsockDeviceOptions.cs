@@ -25,6 +25,12 @@ public sealed class VsockDeviceOptions
     /// <summary>How long a close may wait for the peer's RST or for buffered data to drain. Default 2 s.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long a connection that ran out of the guest's credit waits for the guest's own CREDIT_UPDATE
+    /// before it sends CREDIT_REQUEST (then twice as long before each further request of the same stall, up to
+    /// 64 times this). A Linux guest updates by itself as its reader frees space, so a request is rarely
+    /// needed. Default 100 ms.</summary>
+    public TimeSpan CreditRequestDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>The most RSTs for unknown connections held while the guest posts no RX buffers; TX processing
     /// pauses when it is full. Default 256.</summary>
     public int MaxPendingResets { get; set; } = 256;
@@ -76,7 +82,7 @@ public sealed class VsockDeviceOptions
             throw new ArgumentOutOfRangeException(nameof(MaxConnections), "Limits must be positive.");
         }
 
-        if (ConnectTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
+        if (ConnectTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero || CreditRequestDelay <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), "Timeouts must be positive.");
         }
