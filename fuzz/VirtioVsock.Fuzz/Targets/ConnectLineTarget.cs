@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 using VirtioVsock.Fuzz.Engine;
 
 namespace VirtioVsock.Fuzz.Targets;

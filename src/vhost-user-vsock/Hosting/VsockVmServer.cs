@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Vhost.User;
 using Virtio.Vsock.Device;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 using Virtio.Vsock.Device.Siblings;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;

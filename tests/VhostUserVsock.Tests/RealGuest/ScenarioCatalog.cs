@@ -169,7 +169,7 @@ public static class ScenarioCatalog
             await ctx.WaitListeningAsync(name);
             var attempt = await GuestConnector.ConnectAsync(ctx.UdsPath, port, SocketType.Seqpacket, ctx.Cancellation);
             using var conn = attempt.Socket!;
-            ctx.Log($"CONNECT {port} over {Virtio.Vsock.Device.Backends.Unix.UnixBackendPaths.SeqPacketListenerPath(ctx.UdsPath)} -> OK {attempt.LocalPort}");
+            ctx.Log($"CONNECT {port} over {Virtio.Vsock.Backends.Unix.UnixBackendPaths.SeqPacketListenerPath(ctx.UdsPath)} -> OK {attempt.LocalPort}");
             var buffer = new byte[MaxMessage];
             int next = 0;
             while (next < sizes.Count)
@@ -265,7 +265,7 @@ public static class ScenarioCatalog
         Commands = [Cmd(name, "-t", "20", "connect-refused", HostCid, port, maxMs)],
         Prepare = ctx =>
         {
-            var path = Virtio.Vsock.Device.Backends.Unix.UnixBackendPaths.HostPortPath(ctx.UdsPath, port);
+            var path = Virtio.Vsock.Backends.Unix.UnixBackendPaths.HostPortPath(ctx.UdsPath, port);
             if (File.Exists(path))
                 throw new InvalidOperationException($"{path} exists");
             if (stale)

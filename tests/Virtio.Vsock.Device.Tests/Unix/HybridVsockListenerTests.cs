@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using Virtio.Vsock;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 
 namespace Virtio.Vsock.Device.Tests.Unix;
 
@@ -206,8 +206,10 @@ public sealed class HybridVsockListenerTests : IDisposable
     [InlineData("CONNECT 1 2\n", HandshakeFailure.InvalidCommand, ConnectCommandError.UnexpectedCharacter)]
     [InlineData("CONNECT 0000000000000000000000000000000000001\n", HandshakeFailure.CommandTooLong, ConnectCommandError.TooLong)]
     [InlineData("CONNECT                                                      ", HandshakeFailure.CommandTooLong, ConnectCommandError.TooLong)]
-    public async Task Malformed_or_overlong_lines_close_the_socket_without_a_reply(string line, HandshakeFailure failure, ConnectCommandError detail)
+    public async Task Malformed_or_overlong_lines_close_the_socket_without_a_reply(string line, object expectedFailure, object expectedDetail)
     {
+        var failure = (HandshakeFailure)expectedFailure; // internal enums reach a public test method boxed
+        var detail = (ConnectCommandError)expectedDetail;
         var seen = new TaskCompletionSource<(HandshakeFailure, ConnectCommandError)>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using HybridVsockListener listener = StartListener(failed: (f, d) => seen.TrySetResult((f, d)));
         using Socket host = await UnixTestSockets.ConnectAsync(listener.Path);
@@ -426,8 +428,9 @@ public sealed class HybridVsockListenerTests : IDisposable
     [InlineData("CONNECT 40\n                                                    ", HandshakeFailure.CommandTooLong)]
     [InlineData("HELLO\n", HandshakeFailure.InvalidCommand)]
     [InlineData("", HandshakeFailure.EndOfStream)]
-    public async Task SeqPacket_listener_rejects_messages_that_are_not_exactly_one_line(string message, HandshakeFailure failure)
+    public async Task SeqPacket_listener_rejects_messages_that_are_not_exactly_one_line(string message, object expectedFailure)
     {
+        var failure = (HandshakeFailure)expectedFailure; // internal enum, boxed
         var seen = new TaskCompletionSource<HandshakeFailure>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using HybridVsockListener listener = StartListener(UnixBackendPaths.SeqPacketListenerPath(_sockets.NewPath("u")), type: VsockType.SeqPacket, failed: (f, _) => seen.TrySetResult(f));
         using Socket host = await UnixTestSockets.ConnectAsync(listener.Path, SocketType.Seqpacket);

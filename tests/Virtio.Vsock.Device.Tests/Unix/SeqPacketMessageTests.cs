@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 
 namespace Virtio.Vsock.Device.Tests.Unix;
 

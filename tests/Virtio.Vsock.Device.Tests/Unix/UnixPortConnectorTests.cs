@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using Virtio.Vsock;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 
 namespace Virtio.Vsock.Device.Tests.Unix;
 

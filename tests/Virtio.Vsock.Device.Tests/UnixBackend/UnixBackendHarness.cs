@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 using Virtio.Vsock.Device.Tests.Unix;
 using Virtio.Vsock.Testing;
 

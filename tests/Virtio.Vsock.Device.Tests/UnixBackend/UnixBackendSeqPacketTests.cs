@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 using Virtio.Vsock.Testing;
 
 namespace Virtio.Vsock.Device.Tests.UnixBackend;

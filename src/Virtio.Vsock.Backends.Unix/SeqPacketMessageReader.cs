@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Reads SOCK_SEQPACKET messages from a host socket in pieces of any size while keeping their
@@ -13,7 +13,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// that fits the destination goes straight there, with no staging copy; staging buffers come from
 /// <see cref="ArrayPool{T}.Shared"/>). Not thread-safe: one caller at a time (the device loop).
 /// </summary>
-public sealed class SeqPacketMessageReader : IDisposable
+internal sealed class SeqPacketMessageReader : IDisposable
 {
     /// <summary>The default largest message accepted (256 KiB, above Linux's default Unix socket send buffer).</summary>
     public const int DefaultMaxMessageSize = 256 * 1024;

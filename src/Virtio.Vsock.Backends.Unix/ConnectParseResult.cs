@@ -1,11 +1,11 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The outcome of feeding bytes to a <see cref="ConnectCommandParser"/>: a status, the port once
 /// complete, how many of the bytes just fed belong to the command line, and the error once invalid.
 /// Owns no memory; must never refer to the fed bytes themselves.
 /// </summary>
-public readonly struct ConnectParseResult : IEquatable<ConnectParseResult>
+internal readonly struct ConnectParseResult : IEquatable<ConnectParseResult>
 {
     /// <summary>Creates a result. Normally only <see cref="ConnectCommandParser"/> makes these.</summary>
     /// <param name="status">The parser's status.</param>

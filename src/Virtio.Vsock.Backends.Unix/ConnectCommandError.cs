@@ -1,11 +1,11 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Why a host's <c>CONNECT &lt;port&gt;\n</c> line was rejected by <see cref="ConnectCommandParser"/>.
 /// Owns nothing; a value for counters and diagnostics that must never be turned into an exception
 /// on the handshake path.
 /// </summary>
-public enum ConnectCommandError
+internal enum ConnectCommandError
 {
     /// <summary>No error (the line is incomplete or complete).</summary>
     None = 0,

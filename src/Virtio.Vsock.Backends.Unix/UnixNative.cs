@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The Linux socket and file calls the Unix backend needs and the runtime does not expose without

@@ -1,11 +1,11 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Readiness of a host socket, as reported by <see cref="UnixReadinessPoller"/>. Owns nothing; a
 /// hint, never a promise: the next non-blocking call may still return WouldBlock.
 /// </summary>
 [Flags]
-public enum UnixReadiness
+internal enum UnixReadiness
 {
     /// <summary>Nothing.</summary>
     None = 0,

@@ -1,13 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The result of one non-blocking operation on a host Unix socket: status, bytes moved, and for
 /// SOCK_SEQPACKET receives the full message length and whether it was truncated. Owns no memory and
 /// no socket; must never be created by throwing and catching.
 /// </summary>
-public readonly struct UnixIoResult : IEquatable<UnixIoResult>
+internal readonly struct UnixIoResult : IEquatable<UnixIoResult>
 {
     /// <summary>Creates a result. Normally only this backend makes these.</summary>
     /// <param name="status">The outcome class.</param>

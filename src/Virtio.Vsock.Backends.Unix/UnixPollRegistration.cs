@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// One socket registered with a <see cref="UnixReadinessPoller"/>: one-shot requests for
@@ -10,7 +10,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// <see cref="Dispose"/> no new callback starts (one already running on the poller thread may
 /// finish).
 /// </summary>
-public sealed class UnixPollRegistration : IDisposable
+internal sealed class UnixPollRegistration : IDisposable
 {
     private readonly UnixReadinessPoller _poller;
     private readonly SafeHandle _handle;

@@ -1,10 +1,10 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Why <see cref="HybridVsockListener.TryStart"/> refused to listen. Owns nothing; must never be
 /// <see cref="None"/> for a listener that did not start.
 /// </summary>
-public enum UnixListenerStartError
+internal enum UnixListenerStartError
 {
     /// <summary>Started.</summary>
     None = 0,

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The hybrid-vsock host backend (Firecracker / vhost-device-vsock compatible): host programs reach the

@@ -1,12 +1,12 @@
 using Virtio.Vsock;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Settings of one <see cref="HybridVsockListener"/>. Owns configuration values only; must never
 /// be changed after the listener started (it copies what it needs at start).
 /// </summary>
-public sealed class HybridVsockListenerOptions
+internal sealed class HybridVsockListenerOptions
 {
     /// <summary>The default handshake deadline (5 s from accept to <c>\n</c>).</summary>
     public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(5);

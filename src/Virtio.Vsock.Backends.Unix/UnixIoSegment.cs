@@ -1,4 +1,4 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// One buffer of a scatter/gather socket operation: an address and a length, the shape of an
@@ -6,7 +6,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// system call (one copy). Owns nothing: the memory must stay valid and unmoved (native guest memory
 /// or a pinned array) for the duration of the call it is passed to, and must never be retained.
 /// </summary>
-public readonly struct UnixIoSegment
+internal readonly struct UnixIoSegment
 {
     /// <summary>Creates a segment.</summary>
     /// <param name="address">The first byte (native or pinned memory).</param>

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Non-blocking data-path operations on host Unix sockets (SOCK_STREAM and SOCK_SEQPACKET) for the
@@ -39,7 +39,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// on SO_PASSCRED, so every real message carries a credentials control message). Without it a
 /// zero-length message reads as <see cref="UnixIoStatus.EndOfStream"/>.</para>
 /// </remarks>
-public static class UnixSocketIo
+internal static class UnixSocketIo
 {
     /// <summary>The most segments one scatter/gather call accepts.</summary>
     public const int MaxSegments = 64;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The file-system naming of the hybrid-vsock Unix backend, in one place. Owns the path rules and

@@ -1,10 +1,10 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Where a <see cref="ConnectCommandParser"/> stands after the bytes fed so far. Owns nothing; a
 /// plain outcome tag that must never carry data (see <see cref="ConnectParseResult"/>).
 /// </summary>
-public enum ConnectParseStatus
+internal enum ConnectParseStatus
 {
     /// <summary>The line is a valid prefix so far; feed more bytes.</summary>
     NeedMore = 0,

@@ -4,7 +4,7 @@ using System.Text;
 using System.Threading.Channels;
 using Virtio.Vsock;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Listens on a Unix socket for host-initiated hybrid-vsock connections (Firecracker /
@@ -34,7 +34,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// most 31 bytes after the <c>\n</c> end up in <see cref="HostConnectRequest.InitialData"/>; the rest
 /// of the stream stays in the socket.</para>
 /// </remarks>
-public sealed class HybridVsockListener : IAsyncDisposable, IDisposable
+internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
 {
     private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 

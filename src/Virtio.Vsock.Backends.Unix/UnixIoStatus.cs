@@ -1,11 +1,11 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The outcome class of one non-blocking operation on a host Unix socket (see
 /// <see cref="UnixSocketIo"/>). Owns nothing; must never be derived from an exception on the data
 /// path: every value here comes from a return code.
 /// </summary>
-public enum UnixIoStatus
+internal enum UnixIoStatus
 {
     /// <summary>The operation succeeded (possibly partially: see <see cref="UnixIoResult.Bytes"/>).</summary>
     Ok = 0,

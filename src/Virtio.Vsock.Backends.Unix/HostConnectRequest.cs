@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using Virtio.Vsock;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// A host-initiated hybrid-vsock connection whose <c>CONNECT &lt;port&gt;\n</c> line has been read:
@@ -23,7 +23,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// <para>Thread-safe: <see cref="Accept"/>, <see cref="Reject"/> and <see cref="Dispose"/> may race;
 /// exactly one wins.</para>
 /// </remarks>
-public sealed class HostConnectRequest : IDisposable
+internal sealed class HostConnectRequest : IDisposable
 {
     private const int Pending = 0;
     private const int Accepted = 1;

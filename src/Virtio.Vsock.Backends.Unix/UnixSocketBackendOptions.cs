@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Settings of a <see cref="UnixSocketBackend"/>. Owns configuration values only; must never be

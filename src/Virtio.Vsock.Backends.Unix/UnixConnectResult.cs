@@ -1,13 +1,13 @@
 using System.Net.Sockets;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The result of a guest-initiated connect to a host Unix socket: a status, the connected socket on
 /// success, the errno otherwise. Owns the socket until the caller takes it; a failed result must
 /// never carry a socket.
 /// </summary>
-public readonly struct UnixConnectResult
+internal readonly struct UnixConnectResult
 {
     /// <summary>Creates a result. Normally only <see cref="UnixPortConnector"/> makes these.</summary>
     /// <param name="status">The outcome.</param>

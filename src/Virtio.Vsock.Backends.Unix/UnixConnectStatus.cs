@@ -1,11 +1,11 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// The outcome of a guest-initiated connect to a host Unix socket (<see cref="UnixPortConnector"/>).
 /// Owns nothing; every value but <see cref="Connected"/> means "reply RST to the guest", and must
 /// never be produced by letting an exception escape.
 /// </summary>
-public enum UnixConnectStatus
+internal enum UnixConnectStatus
 {
     /// <summary>Connected; <see cref="UnixConnectResult.Socket"/> holds the socket.</summary>
     Connected = 0,

@@ -1,11 +1,11 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Why a host connection to the <see cref="HybridVsockListener"/> was closed before it became a
 /// <see cref="HostConnectRequest"/>. Owns nothing; a counter key and callback argument that must
 /// never stop the listener from serving other connections.
 /// </summary>
-public enum HandshakeFailure
+internal enum HandshakeFailure
 {
     /// <summary>The line is not a valid <c>CONNECT &lt;port&gt;\n</c> (see the <see cref="ConnectCommandError"/> detail).</summary>
     InvalidCommand = 0,

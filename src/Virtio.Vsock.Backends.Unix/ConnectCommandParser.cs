@@ -1,4 +1,4 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Incremental, allocation-free parser of the host's hybrid-vsock handshake line
@@ -27,7 +27,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// before completion call <see cref="EndOfStream"/>. Once complete or invalid the parser stays so
 /// (further <see cref="Feed"/> calls consume nothing) until <see cref="Reset"/>.</para>
 /// </remarks>
-public struct ConnectCommandParser
+internal struct ConnectCommandParser
 {
     /// <summary>The longest line accepted, the terminating <c>\n</c> included (Firecracker's limit).</summary>
     public const int MaxLineLength = 32;

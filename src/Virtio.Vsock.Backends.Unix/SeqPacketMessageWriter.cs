@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Writes guest SEQPACKET messages to a host SOCK_SEQPACKET socket: the RW payloads of one message
@@ -17,7 +17,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// host's receive queue is full): keep the bytes and call again with the same piece when the socket
 /// is writable. Earlier pieces stay staged meanwhile.
 /// </remarks>
-public sealed class SeqPacketMessageWriter : IDisposable
+internal sealed class SeqPacketMessageWriter : IDisposable
 {
     private byte[]? _stage;
     private int _length;

@@ -1,4 +1,4 @@
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// A snapshot of a <see cref="HybridVsockListener"/>'s counters. Owns copies of the values; must

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Tells the engine when host sockets become readable or writable, for
@@ -17,7 +17,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// read readiness too, instead of <see cref="UnixSocketIo.WaitReadableAsync"/>). A socket may be in
 /// the runtime's epoll set and in this one at the same time.
 /// </remarks>
-public sealed class UnixReadinessPoller : IDisposable
+internal sealed class UnixReadinessPoller : IDisposable
 {
     private const int MaxEvents = 64;
     private const ulong WakeId = 0;

@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using Virtio.Vsock;
 
-namespace Virtio.Vsock.Device.Backends.Unix;
+namespace Virtio.Vsock.Backends.Unix;
 
 /// <summary>
 /// Opens guest-initiated connections to host port P by connecting to the Unix socket
@@ -22,7 +22,7 @@ namespace Virtio.Vsock.Device.Backends.Unix;
 /// <see cref="Socket"/> per successful connect; nothing on the immediate-failure path.
 /// Thread-safe: it holds no mutable state.
 /// </remarks>
-public sealed class UnixPortConnector
+internal sealed class UnixPortConnector
 {
     /// <summary>The default connect timeout (1 s).</summary>
     public static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(1);
