@@ -39,7 +39,10 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
     private TaskCompletionSource<uint>? _connectCompletion;
     private CancellationTokenRegistration _cancellation;
 
-    // Credit, wrapping u32 arithmetic throughout.
+    // Credit, wrapping u32 arithmetic throughout. The names are Linux's (struct virtio_vsock_sock), from this
+    // end's point of view: _rxCnt counts bytes received from the guest (they came on the TX queue), _txCnt bytes
+    // sent to it (on the RX queue). VsockMetrics names directions after the queues instead: TxBytes are bytes
+    // the guest sent. Both conventions are the ones their readers expect; this comment is where they meet.
     private uint _fwdCnt;
     private uint _rxCnt;
     private uint _lastSentFwdCnt;
