@@ -346,19 +346,7 @@ public sealed class VirtQueue
     public QueueError AddUsed(GuestMemory memory, ushort headIndex, uint length)
     {
         QueueError error = WriteUsedElement(memory, headIndex, length);
-        if (error != QueueError.None)
-        {
-            return error;
-        }
-
-        ushort next = _nextUsed;
-        if (_used.StoreU16Release(memory, SplitRing.IndexOffset, next) != MemoryError.None)
-        {
-            return QueueError.RingOutsideMemory;
-        }
-
-        _publishedUsed = next;
-        return QueueError.None;
+        return error != QueueError.None ? error : StoreUsedIndex(memory);
     }
 
     /// <summary>
@@ -380,11 +368,13 @@ public sealed class VirtQueue
     public QueueError PublishUsed(GuestMemory memory)
     {
         QueueError error = EnsureBound(memory);
-        if (error != QueueError.None)
-        {
-            return error;
-        }
+        return error != QueueError.None ? error : StoreUsedIndex(memory);
+    }
 
+    /// <summary>The release store of <c>used.idx</c> = <see cref="NextUsed"/> that publishes the used elements written so far.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private QueueError StoreUsedIndex(GuestMemory memory)
+    {
         ushort next = _nextUsed;
         if (_used.StoreU16Release(memory, SplitRing.IndexOffset, next) != MemoryError.None)
         {

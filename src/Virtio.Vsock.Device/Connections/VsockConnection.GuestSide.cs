@@ -1,0 +1,396 @@
+namespace Virtio.Vsock.Device;
+
+/// <summary>
+/// What a <see cref="VsockConnection"/> does with the packets its guest sends (RW into the host endpoint or the tx buffer, SHUTDOWN, RST, credit) and how it moves buffered bytes on to the host endpoint.
+/// </summary>
+/// <remarks>
+/// <para>Runs on the device loop only. <b>Must never:</b> hold more guest bytes than the <c>buf_alloc</c> it advertised (a guest sending beyond its credit is reset), answer an RST with an RST, or let a host endpoint's failure reach the loop (statuses, and exceptions caught by the muxer, reset this connection only).</para>
+/// </remarks>
+internal sealed partial class VsockConnection
+{
+    // ---------------------------------------------------------------- guest packets
+
+    /// <summary>Handles a packet the guest sent on this connection (type and key already matched).</summary>
+    /// <param name="packet">The parsed TX packet.</param>
+    /// <param name="now">The current timestamp.</param>
+    public void HandleGuestPacket(VsockPacket packet, long now)
+    {
+        if (State is ConnectionState.Closed)
+        {
+            return;
+        }
+
+        VsockOp op = packet.Op;
+        if (op == VsockOp.Rst)
+        {
+            Interlocked.Increment(ref _muxer.Metrics.RstReceivedField);
+            OnGuestRst();
+            return;
+        }
+
+        if (State == ConnectionState.Resetting)
+        {
+            return;
+        }
+
+        UpdatePeerCredit(packet.BufAlloc, packet.FwdCnt);
+        switch (op)
+        {
+            case VsockOp.Response:
+                if (State != ConnectionState.Connecting)
+                {
+                    Reset(refused: false);
+                    return;
+                }
+
+                OnConnected();
+                break;
+            case VsockOp.Rw:
+                HandleRw(packet);
+                break;
+            case VsockOp.Shutdown:
+                HandleShutdown((ShutdownFlags)(packet.Flags & (uint)ShutdownFlags.Both), now);
+                break;
+            case VsockOp.CreditUpdate:
+                break;
+            case VsockOp.CreditRequest:
+                // Before the connection is up the RESPONSE (or REQUEST) we owe carries our credit: a
+                // CREDIT_UPDATE must not overtake it.
+                if (State is not (ConnectionState.Accepting or ConnectionState.Connecting))
+                {
+                    _pendingCreditUpdate = true;
+                }
+
+                break;
+            default:
+                // REQUEST on an existing connection, INVALID, unknown ops: protocol errors.
+                Reset(refused: false);
+                return;
+        }
+
+        _muxer.ScheduleRx(this);
+    }
+
+    private void UpdatePeerCredit(uint bufAlloc, uint fwdCnt)
+    {
+        _peerBufAlloc = bufAlloc;
+        _peerFwdCnt = fwdCnt;
+        if (_creditStalled && PeerFree >= MinChunk)
+        {
+            _creditStalled = false;
+        }
+    }
+
+    private void OnConnected()
+    {
+        State = ConnectionState.Established;
+        Deadline = 0;
+        _hostReadable = true;
+        _cancellation.Dispose();
+        Interlocked.Increment(ref _muxer.Metrics.ConnectionsOpenedField);
+        _endpoint!.Start(this);
+        _connectCompletion?.TrySetResult(Key.LocalPort);
+        _connectCompletion = null;
+    }
+
+    private void HandleRw(VsockPacket packet)
+    {
+        if (State != ConnectionState.Established || _pendingResponse || (_peerShutdown & ShutdownFlags.Send) != 0 || _endpoint is null)
+        {
+            // Data before the connection is up or after the guest said it sends no more.
+            Reset(refused: false);
+            return;
+        }
+
+        uint len = packet.Len;
+        uint free = _bufAlloc - (_rxCnt - _fwdCnt);
+        if (len > free)
+        {
+            Interlocked.Increment(ref _muxer.Metrics.CreditViolationsField);
+            Reset(refused: false);
+            return;
+        }
+
+        SeqPacketFlags boundary = Type == VsockType.SeqPacket
+            ? (SeqPacketFlags)(packet.Flags & (uint)(SeqPacketFlags.EndOfMessage | SeqPacketFlags.EndOfRecord))
+            : SeqPacketFlags.None;
+        if ((boundary & SeqPacketFlags.EndOfRecord) != 0)
+        {
+            boundary |= SeqPacketFlags.EndOfMessage;
+        }
+
+        _rxCnt += len;
+        Interlocked.Add(ref _muxer.Metrics.TxBytesField, len);
+        int offset = 0;
+        bool complete = false;
+        if (_txBuffer.IsEmpty)
+        {
+            EndpointResult result = _endpoint.Write(packet, 0, boundary);
+            switch (result.Status)
+            {
+                case EndpointStatus.Ok:
+                    offset = Math.Min(result.Bytes, (int)len);
+                    _fwdCnt += (uint)offset;
+                    complete = offset == (int)len;
+                    break;
+                case EndpointStatus.WouldBlock:
+                    break;
+                default:
+                    Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
+                    Reset(refused: false);
+                    return;
+            }
+        }
+
+        if (!complete)
+        {
+            TxAppendResult appended = _txBuffer.Append(packet, offset, (int)len - offset);
+            if (appended == TxAppendResult.Appended && boundary != SeqPacketFlags.None && !_txBuffer.AddBoundary(boundary))
+            {
+                appended = TxAppendResult.OverCapacity;
+            }
+
+            if (appended != TxAppendResult.Appended)
+            {
+                Interlocked.Increment(ref appended == TxAppendResult.OverBudget
+                    ? ref _muxer.Metrics.BufferLimitResetsField
+                    : ref _muxer.Metrics.CreditViolationsField);
+                Reset(refused: false);
+                return;
+            }
+
+            RequestWritable();
+        }
+
+        CheckCreditUpdate();
+    }
+
+    private void HandleShutdown(ShutdownFlags flags, long now)
+    {
+        _peerShutdown |= flags;
+        if (State is ConnectionState.Accepting or ConnectionState.Connecting)
+        {
+            Reset(refused: false);
+            return;
+        }
+
+        if ((_peerShutdown & ShutdownFlags.Send) != 0 && _txBuffer.IsEmpty)
+        {
+            ShutdownEndpointSend();
+        }
+
+        if (_peerShutdown == ShutdownFlags.Both)
+        {
+            // The guest closed: deliver what we hold to the host, then answer RST.
+            _pendingCreditUpdate = false;
+            _pendingCreditRequest = false;
+            _pendingShutdown = ShutdownFlags.None;
+            if (_txBuffer.IsEmpty)
+            {
+                FinishOrderly();
+            }
+            else if (State != ConnectionState.Closing)
+            {
+                State = ConnectionState.Closing;
+                ArmTimer(now, _muxer.Options.ShutdownTimeout);
+            }
+
+            return;
+        }
+
+        CheckBothHalvesClosed();
+    }
+
+    private void OnGuestRst()
+    {
+        bool orderly = State == ConnectionState.Closing || (_txBuffer.IsEmpty && (_peerShutdown & ShutdownFlags.Send) != 0);
+        if (State == ConnectionState.Connecting)
+        {
+            Interlocked.Increment(ref _muxer.Metrics.ConnectionsRefusedField);
+            _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.Refused, $"The guest refused the connection to port {Key.PeerPort}."));
+        }
+        else if (State == ConnectionState.Accepting)
+        {
+            Interlocked.CompareExchange(ref _answer, AnswerExpired, AnswerNone);
+        }
+
+        if (_endpoint is not null && orderly && !_txBuffer.IsEmpty)
+        {
+            orderly = false;
+        }
+
+        Remove(orderly);
+    }
+
+    // ---------------------------------------------------------------- host side
+
+    private void FlushTx()
+    {
+        if (_endpoint is null || State is ConnectionState.Resetting or ConnectionState.Closed)
+        {
+            return;
+        }
+
+        if (!_txBuffer.IsEmpty)
+        {
+            EndpointStatus status = _txBuffer.Flush(_endpoint, out int written);
+            _fwdCnt += (uint)written;
+            if (status == EndpointStatus.WouldBlock)
+            {
+                RequestWritable();
+            }
+            else if (status != EndpointStatus.Ok)
+            {
+                Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
+                Reset(refused: false);
+                return;
+            }
+        }
+
+        if (_txBuffer.IsEmpty)
+        {
+            if ((_peerShutdown & ShutdownFlags.Send) != 0)
+            {
+                ShutdownEndpointSend();
+            }
+
+            if (State == ConnectionState.Closing && _peerShutdown == ShutdownFlags.Both)
+            {
+                FinishOrderly();
+                return;
+            }
+
+            CheckBothHalvesClosed();
+        }
+
+        CheckCreditUpdate();
+    }
+
+    private void ShutdownEndpointSend()
+    {
+        if (!_endpointSendShut && _endpoint is not null)
+        {
+            _endpointSendShut = true;
+            _endpoint.ShutdownSend();
+        }
+    }
+
+    private void RequestWritable()
+    {
+        if (!_writeRequested && _endpoint is not null)
+        {
+            _writeRequested = true;
+            _endpoint.RequestWritable();
+        }
+    }
+
+    private void RequestReadable()
+    {
+        if (!_readRequested && _endpoint is not null)
+        {
+            _readRequested = true;
+            _endpoint.RequestReadable();
+        }
+    }
+
+    private void CheckCreditUpdate()
+    {
+        // What the guest believes we can still take, from the last fwd_cnt we told it.
+        uint peerView = _bufAlloc - (_rxCnt - _lastSentFwdCnt);
+        if (_fwdCnt != _lastSentFwdCnt && peerView < _bufAlloc / 2 && State == ConnectionState.Established
+            && (_peerShutdown & ShutdownFlags.Send) == 0)
+        {
+            _pendingCreditUpdate = true;
+        }
+    }
+
+    private void CheckBothHalvesClosed()
+    {
+        // Neither side sends any more: full close (SHUTDOWN with both flags; the guest answers RST, or the timeout does).
+        if ((_peerShutdown & ShutdownFlags.Send) != 0 && (_sentShutdown & ShutdownFlags.Send) != 0 && _txBuffer.IsEmpty
+            && State == ConnectionState.Established && (_sentShutdown | _pendingShutdown) != ShutdownFlags.Both)
+        {
+            _pendingShutdown |= ShutdownFlags.Both & ~_sentShutdown;
+            _muxer.ScheduleRx(this);
+        }
+    }
+
+    private void FinishOrderly()
+    {
+        CloseQuietly(_endpoint, abort: false);
+        _endpoint = null;
+        _rstIsOrderly = true;
+        _pendingRst = true;
+        State = ConnectionState.Resetting;
+        Deadline = 0;
+        _muxer.ScheduleRx(this);
+    }
+
+    /// <summary>Resets the connection: the host endpoint is aborted and the guest gets RST.</summary>
+    /// <param name="refused">Whether this refuses a connection attempt (for metrics).</param>
+    public void Reset(bool refused)
+    {
+        if (State is ConnectionState.Resetting or ConnectionState.Closed)
+        {
+            return;
+        }
+
+        if (refused)
+        {
+            Interlocked.Increment(ref _muxer.Metrics.ConnectionsRefusedField);
+        }
+
+        if (State == ConnectionState.Accepting)
+        {
+            Interlocked.CompareExchange(ref _answer, AnswerExpired, AnswerNone);
+        }
+
+        _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.Reset, "The connection was reset while connecting."));
+        _connectCompletion = null;
+        CloseQuietly(_endpoint, abort: true);
+        _endpoint = null;
+        CloseAnsweredEndpoint();
+        _txBuffer.Clear();
+        _rstIsOrderly = false;
+        _pendingRst = true;
+        State = ConnectionState.Resetting;
+        Deadline = 0;
+        _muxer.ScheduleRx(this);
+    }
+
+    /// <summary>Removes the connection without telling the guest (guest RST, transport reset, device reset).</summary>
+    /// <param name="orderly">Whether this counts as an orderly close.</param>
+    public void Remove(bool orderly)
+    {
+        if (State == ConnectionState.Closed)
+        {
+            return;
+        }
+
+        _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.Reset, "The connection was reset while connecting."));
+        _connectCompletion = null;
+        _cancellation.Dispose();
+        if (State == ConnectionState.Accepting)
+        {
+            Interlocked.CompareExchange(ref _answer, AnswerExpired, AnswerNone);
+        }
+
+        CloseQuietly(_endpoint, abort: !orderly);
+        _endpoint = null;
+        CloseAnsweredEndpoint();
+        _txBuffer.Release();
+        State = ConnectionState.Closed;
+        Deadline = 0;
+        Interlocked.Increment(ref orderly ? ref _muxer.Metrics.ConnectionsClosedField : ref _muxer.Metrics.ConnectionsResetField);
+        _muxer.Forget(this);
+    }
+
+    /// <summary>Fails a pending host connect with <paramref name="failure"/> (used by the muxer when it cannot start).</summary>
+    /// <param name="failure">Why.</param>
+    /// <param name="message">The message.</param>
+    public void FailConnect(VsockConnectFailure failure, string message)
+    {
+        _connectCompletion?.TrySetException(new VsockConnectException(failure, message));
+        _connectCompletion = null;
+    }
+}
