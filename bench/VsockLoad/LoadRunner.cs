@@ -95,6 +95,8 @@ internal static class LoadRunner
             LimitP99 = limitP99,
             BackendCpuSeconds = cpu,
             StreamBytes = streamBytes,
+            DriverCpuSeconds = (scenario.DriverCpuEnd - scenario.DriverCpuStart).TotalSeconds,
+            IdleTimeouts = scenario.IdleTimeouts,
             DeviceCreditRequests = scenario.Counters.DeviceCreditRequests,
             DeviceCreditUpdates = scenario.Counters.DeviceCreditUpdates,
             GuestCreditRequests = scenario.Counters.GuestCreditRequests,

@@ -39,6 +39,12 @@ internal sealed class RunResult
     /// <summary>Backend CPU seconds in the window, or null.</summary>
     public double? BackendCpuSeconds { get; init; }
 
+    /// <summary>The load generator's own CPU seconds in the window.</summary>
+    public double DriverCpuSeconds { get; init; }
+
+    /// <summary>Whole poll timeouts slept in the window with work pending.</summary>
+    public long IdleTimeouts { get; init; }
+
     /// <summary>Bytes streamed (both directions) for per-GiB figures.</summary>
     public long StreamBytes { get; init; }
 
@@ -121,6 +127,8 @@ internal sealed class RunResult
             Add("dev_credit_upd", DeviceCreditUpdates.ToString(CultureInfo.InvariantCulture));
         }
 
+        Add("driver_cpu_s", F(DriverCpuSeconds, 2));
+        Add("idle_timeouts", IdleTimeouts.ToString(CultureInfo.InvariantCulture));
         Add("rx_pkts", RxPackets.ToString(CultureInfo.InvariantCulture));
         Add("tx_pkts", TxPackets.ToString(CultureInfo.InvariantCulture));
         Add("kicks", Kicks.ToString(CultureInfo.InvariantCulture));

@@ -72,6 +72,15 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     /// <summary>Backend CPU ticks at the end.</summary>
     public long CpuEnd { get; private set; } = -1;
 
+    /// <summary>Process CPU time of the load generator itself at the start of the window.</summary>
+    public TimeSpan DriverCpuStart { get; private set; }
+
+    /// <summary>Process CPU time of the load generator itself at the end of the window.</summary>
+    public TimeSpan DriverCpuEnd { get; private set; }
+
+    /// <summary>Times the loop slept a whole poll timeout (no notification, no socket event) with work pending.</summary>
+    public long IdleTimeouts { get; private set; }
+
     /// <summary>Bytes (or operations) the timed window covers.</summary>
     public long MeasuredUnits { get; protected set; }
 
@@ -219,6 +228,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     {
         if (StartTicks == 0)
         {
+            DriverCpuStart = Environment.CpuUsage.TotalTime;
             StartTicks = Stopwatch.GetTimestamp();
             CpuStart = CpuTicks();
         }
@@ -231,6 +241,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
         {
             EndTicks = Stopwatch.GetTimestamp();
             CpuEnd = CpuTicks();
+            DriverCpuEnd = Environment.CpuUsage.TotalTime;
         }
     }
 
@@ -278,6 +289,11 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
 
         if (ready <= 0)
         {
+            if (ready == 0 && timeoutMs > 0 && StartTicks != 0 && EndTicks == 0)
+            {
+                IdleTimeouts++;
+            }
+
             return;
         }
 
