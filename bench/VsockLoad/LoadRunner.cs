@@ -97,6 +97,7 @@ internal static class LoadRunner
             StreamBytes = streamBytes,
             DriverCpuSeconds = (scenario.DriverCpuEnd - scenario.DriverCpuStart).TotalSeconds,
             IdleTimeouts = scenario.IdleTimeouts,
+            LateNotifications = scenario.LateNotifications,
             DeviceCreditRequests = scenario.Counters.DeviceCreditRequests,
             DeviceCreditUpdates = scenario.Counters.DeviceCreditUpdates,
             GuestCreditRequests = scenario.Counters.GuestCreditRequests,

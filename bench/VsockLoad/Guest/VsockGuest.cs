@@ -192,6 +192,9 @@ internal sealed class VsockGuest
         return progress;
     }
 
+    /// <summary>Whether either queue has used buffers not taken yet.</summary>
+    public bool HasUsedPending => _rx.UsedIndex != _rx.LastUsedIndex || _tx.UsedIndex != _tx.LastUsedIndex;
+
     /// <summary>Whether a connection still waits for credit (a stall to time out).</summary>
     /// <returns>True when some sender is queued.</returns>
     public bool HasQueuedSenders => _sendList.Count > 0;

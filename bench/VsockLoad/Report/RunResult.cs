@@ -45,6 +45,9 @@ internal sealed class RunResult
     /// <summary>Whole poll timeouts slept in the window with work pending.</summary>
     public long IdleTimeouts { get; init; }
 
+    /// <summary>Idle timeouts that found used buffers no call announced.</summary>
+    public long LateNotifications { get; init; }
+
     /// <summary>Bytes streamed (both directions) for per-GiB figures.</summary>
     public long StreamBytes { get; init; }
 
@@ -129,6 +132,7 @@ internal sealed class RunResult
 
         Add("driver_cpu_s", F(DriverCpuSeconds, 2));
         Add("idle_timeouts", IdleTimeouts.ToString(CultureInfo.InvariantCulture));
+        Add("late_calls", LateNotifications.ToString(CultureInfo.InvariantCulture));
         Add("rx_pkts", RxPackets.ToString(CultureInfo.InvariantCulture));
         Add("tx_pkts", TxPackets.ToString(CultureInfo.InvariantCulture));
         Add("kicks", Kicks.ToString(CultureInfo.InvariantCulture));

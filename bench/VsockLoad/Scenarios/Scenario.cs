@@ -81,6 +81,10 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     /// <summary>Times the loop slept a whole poll timeout (no notification, no socket event) with work pending.</summary>
     public long IdleTimeouts { get; private set; }
 
+    /// <summary>Idle timeouts after which used buffers were found that no call notification announced
+    /// (with notifications enabled): a missed or late call (late is possible on a loaded machine).</summary>
+    public long LateNotifications { get; private set; }
+
     /// <summary>Bytes (or operations) the timed window covers.</summary>
     public long MeasuredUnits { get; protected set; }
 
@@ -292,6 +296,10 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
             if (ready == 0 && timeoutMs > 0 && StartTicks != 0 && EndTicks == 0)
             {
                 IdleTimeouts++;
+                if (Guest.HasUsedPending)
+                {
+                    LateNotifications++;
+                }
             }
 
             return;
