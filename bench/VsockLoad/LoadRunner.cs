@@ -98,6 +98,8 @@ internal static class LoadRunner
             DriverCpuSeconds = (scenario.DriverCpuEnd - scenario.DriverCpuStart).TotalSeconds,
             IdleTimeouts = scenario.IdleTimeouts,
             LateNotifications = scenario.LateNotifications,
+            Iterations = scenario.Iterations,
+            AllocatedBytes = scenario.AllocatedBytes,
             DeviceCreditRequests = scenario.Counters.DeviceCreditRequests,
             DeviceCreditUpdates = scenario.Counters.DeviceCreditUpdates,
             GuestCreditRequests = scenario.Counters.GuestCreditRequests,

@@ -48,6 +48,12 @@ internal sealed class RunResult
     /// <summary>Idle timeouts that found used buffers no call announced.</summary>
     public long LateNotifications { get; init; }
 
+    /// <summary>Loop iterations in the window.</summary>
+    public long Iterations { get; init; }
+
+    /// <summary>Bytes the tool allocated in the window.</summary>
+    public long AllocatedBytes { get; init; }
+
     /// <summary>Bytes streamed (both directions) for per-GiB figures.</summary>
     public long StreamBytes { get; init; }
 
@@ -133,6 +139,8 @@ internal sealed class RunResult
         Add("driver_cpu_s", F(DriverCpuSeconds, 2));
         Add("idle_timeouts", IdleTimeouts.ToString(CultureInfo.InvariantCulture));
         Add("late_calls", LateNotifications.ToString(CultureInfo.InvariantCulture));
+        Add("loops", Iterations.ToString(CultureInfo.InvariantCulture));
+        Add("driver_alloc_bytes", AllocatedBytes.ToString(CultureInfo.InvariantCulture));
         Add("rx_pkts", RxPackets.ToString(CultureInfo.InvariantCulture));
         Add("tx_pkts", TxPackets.ToString(CultureInfo.InvariantCulture));
         Add("kicks", Kicks.ToString(CultureInfo.InvariantCulture));

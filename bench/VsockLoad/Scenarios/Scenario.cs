@@ -85,6 +85,12 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     /// (with notifications enabled): a missed or late call (late is possible on a loaded machine).</summary>
     public long LateNotifications { get; private set; }
 
+    /// <summary>Loop iterations in the timed window.</summary>
+    public long Iterations { get; private set; }
+
+    /// <summary>Bytes the load generator allocated in the timed window (all threads).</summary>
+    public long AllocatedBytes { get; private set; }
+
     /// <summary>Bytes (or operations) the timed window covers.</summary>
     public long MeasuredUnits { get; protected set; }
 
@@ -114,6 +120,11 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
             if (Guest.Broken)
             {
                 break;
+            }
+
+            if (StartTicks != 0 && EndTicks == 0)
+            {
+                Iterations++;
             }
 
             bool progress = Guest.ProcessRx() > 0;
@@ -233,6 +244,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
         if (StartTicks == 0)
         {
             DriverCpuStart = Environment.CpuUsage.TotalTime;
+            AllocatedBytes = -GC.GetTotalAllocatedBytes(precise: true);
             StartTicks = Stopwatch.GetTimestamp();
             CpuStart = CpuTicks();
         }
@@ -246,6 +258,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
             EndTicks = Stopwatch.GetTimestamp();
             CpuEnd = CpuTicks();
             DriverCpuEnd = Environment.CpuUsage.TotalTime;
+            AllocatedBytes += GC.GetTotalAllocatedBytes(precise: true);
         }
     }
 
