@@ -8,10 +8,14 @@ namespace VsockLoad.Report;
 /// <summary>
 /// The limit a vsock path is compared with: the same work over a Unix stream socketpair on this
 /// machine, with the same write sizes, the same pattern fill and check, one thread per end (as the
-/// backend and the driver have). Blocking descriptors; bounded by the byte or operation count.
+/// backend and the driver have). Blocking descriptors; bounded by the byte or operation count. Rates
+/// are the best of <see cref="Repeats"/> runs (a limit: what the machine can do between other load).
 /// </summary>
 internal static unsafe class SocketPairLimit
 {
+    /// <summary>Timed runs per rate limit; the best counts.</summary>
+    public const int Repeats = 3;
+
     /// <summary>Streams <paramref name="bytes"/> in <paramref name="writeSize"/> writes; returns MiB/s.</summary>
     /// <param name="bytes">Bytes.</param>
     /// <param name="writeSize">Bytes per write.</param>
@@ -19,7 +23,13 @@ internal static unsafe class SocketPairLimit
     public static double Stream(long bytes, int writeSize)
     {
         _ = Measure(Math.Min(bytes, 32L << 20), writeSize); // untimed: JIT and page cache warm
-        return Measure(bytes, writeSize);
+        double best = 0;
+        for (int i = 0; i < Repeats; i++)
+        {
+            best = Math.Max(best, Measure(bytes, writeSize));
+        }
+
+        return best;
     }
 
     private static double Measure(long bytes, int writeSize)
@@ -137,6 +147,17 @@ internal static unsafe class SocketPairLimit
     /// <param name="bytes">Bytes per connection.</param>
     /// <returns>The rate.</returns>
     public static double Connections(long count, int bytes)
+    {
+        double best = 0;
+        for (int i = 0; i < Repeats; i++)
+        {
+            best = Math.Max(best, MeasureConnections(count, bytes));
+        }
+
+        return best;
+    }
+
+    private static double MeasureConnections(long count, int bytes)
     {
         byte[] buffer = new byte[Math.Max(bytes, 1)];
         long start = Stopwatch.GetTimestamp();
