@@ -434,7 +434,8 @@ internal sealed class VsockGuest
             Counters.DeviceCreditUpdates++;
         }
 
-        if (!_connections.TryGetValue(Key(header.DstPort, header.SrcPort), out GuestConnection? c))
+        if (!_connections.TryGetValue(Key(header.DstPort, header.SrcPort), out GuestConnection? c)
+            || (c.State == ConnectionState.Closed && header.Op == VsockOp.Request))
         {
             if (header.Op == VsockOp.Request)
             {
