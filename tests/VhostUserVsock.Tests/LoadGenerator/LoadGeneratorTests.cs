@@ -4,13 +4,26 @@ using VsockLoad.Report;
 
 namespace VhostUserVsock.Tests.LoadGenerator;
 
+/// <summary>One daemon for all load-generator cases: each case is a new frontend on the same socket (as QEMU reconnecting).</summary>
+public sealed class LoadGeneratorDaemon : IAsyncLifetime
+{
+    /// <summary>The daemon.</summary>
+    public DaemonProcess Daemon { get; private set; } = null!;
+
+    /// <inheritdoc/>
+    public async ValueTask InitializeAsync() => Daemon = await DaemonProcess.StartAsync();
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync() => await Daemon.DisposeAsync();
+}
+
 /// <summary>
 /// Runs every bench/VsockLoad mode for a small amount of traffic against the real daemon (a child
 /// process, real vhost-user and Unix sockets, memfd guest memory) and asserts what the benchmark relies
 /// on: the run finishes, zero protocol violations, and every byte was checked against the pattern.
 /// Timing figures are not asserted (performance lives in the benchmark, not in tests).
 /// </summary>
-public sealed class LoadGeneratorTests
+public sealed class LoadGeneratorTests(LoadGeneratorDaemon fixture) : IClassFixture<LoadGeneratorDaemon>
 {
     [Theory]
     [InlineData("g2h", 65536, 8L << 20, false)]
@@ -21,7 +34,8 @@ public sealed class LoadGeneratorTests
     [InlineData("conn", 1024, 40L, false)]
     public async Task EveryModeRunsCleanAgainstTheDaemon(string mode, int writeSize, long count, bool eventIdx)
     {
-        await using DaemonProcess daemon = await DaemonProcess.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
+        DaemonProcess daemon = fixture.Daemon;
+        daemon.AssertRunning("before the load run");
         var options = new LoadOptions
         {
             Mode = mode switch
