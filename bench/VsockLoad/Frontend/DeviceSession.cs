@@ -58,6 +58,9 @@ internal sealed class DeviceSession : IDisposable
     /// <summary>The virtio features acked.</summary>
     public ulong Features { get; private set; }
 
+    /// <summary>The queues as the guest driver uses them.</summary>
+    public GuestQueues Queues => new(Memory, Rx, Tx, RxKick, TxKick, GuestCid);
+
     /// <summary>Connects to the backend at <paramref name="socketPath"/> and starts the device.</summary>
     /// <param name="socketPath">The backend's vhost-user socket.</param>
     /// <param name="eventIdx">Negotiate VIRTIO_F_EVENT_IDX (fails when the backend does not offer it).</param>

@@ -27,7 +27,7 @@ internal sealed class VsockGuest
     private const uint CreditUpdateThreshold = 64 * 1024;
     private static readonly long StallBeforeRequest = Stopwatch.Frequency / 20;
 
-    private readonly DeviceSession _device;
+    private readonly GuestQueues _queues;
     private readonly GuestMemory _memory;
     private readonly TestDriver _rx;
     private readonly TestDriver _tx;
@@ -41,19 +41,19 @@ internal sealed class VsockGuest
     private int _freeSlotCount;
     private bool _txAdded;
 
-    /// <summary>Creates the driver over a started device and posts every RX buffer.</summary>
-    /// <param name="device">The device.</param>
+    /// <summary>Creates the driver over a started device's queues and posts every RX buffer.</summary>
+    /// <param name="queues">The queues (and kick eventfds, -1 for none).</param>
     /// <param name="app">The scenario.</param>
     /// <param name="checks">Where violations go.</param>
-    public VsockGuest(DeviceSession device, IGuestApp app, Checks checks)
+    public VsockGuest(GuestQueues queues, IGuestApp app, Checks checks)
     {
-        _device = device;
-        _memory = device.Memory;
-        _rx = device.Rx;
-        _tx = device.Tx;
+        _queues = queues;
+        _memory = queues.Memory;
+        _rx = queues.Rx;
+        _tx = queues.Tx;
         _app = app;
         _checks = checks;
-        Cid = device.GuestCid;
+        Cid = queues.GuestCid;
         for (int i = 0; i < _freeSlots.Length; i++)
         {
             _freeSlots[i] = i;
@@ -66,7 +66,7 @@ internal sealed class VsockGuest
         }
 
         _rx.Publish();
-        Kick(_rx, _device.RxKick, force: true);
+        Kick(_rx, _queues.RxKick, force: true);
     }
 
     /// <summary>The guest's CID.</summary>
@@ -149,7 +149,7 @@ internal sealed class VsockGuest
 
         if (handled > 0)
         {
-            Kick(_rx, _device.RxKick, force: false);
+            Kick(_rx, _queues.RxKick, force: false);
         }
 
         return handled;
@@ -185,7 +185,7 @@ internal sealed class VsockGuest
         if (_txAdded)
         {
             _txAdded = false;
-            Kick(_tx, _device.TxKick, force: false);
+            Kick(_tx, _queues.TxKick, force: false);
             progress = true;
         }
 
@@ -225,7 +225,7 @@ internal sealed class VsockGuest
 
     private void Kick(TestDriver queue, int fd, bool force)
     {
-        if (queue.KickNeeded() || force)
+        if ((queue.KickNeeded() || force) && fd >= 0)
         {
             DeviceSession.Signal(fd);
             Counters.Kicks++;

@@ -105,7 +105,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     /// <param name="timeout">The deadline for the whole mode.</param>
     public void Run(DeviceSession device, TimeSpan timeout)
     {
-        Guest = new VsockGuest(device, this, Checks);
+        Guest = new VsockGuest(device.Queues, this, Checks);
         Guest.DisableInterrupts();
         long deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         Begin();
