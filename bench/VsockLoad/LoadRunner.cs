@@ -97,6 +97,9 @@ internal static class LoadRunner
             StreamBytes = streamBytes,
             DriverCpuSeconds = (scenario.DriverCpuEnd - scenario.DriverCpuStart).TotalSeconds,
             IdleTimeouts = scenario.IdleTimeouts,
+            ColdRate = scenario.ColdWindowEndTicks != 0 && scenario.StreamOpenedTicks != 0
+                ? Scenario.ColdWindowBytes / ((scenario.ColdWindowEndTicks - scenario.StreamOpenedTicks) / (double)Stopwatch.Frequency) / (1 << 20)
+                : null,
             LateNotifications = scenario.LateNotifications,
             Iterations = scenario.Iterations,
             AllocatedBytes = scenario.AllocatedBytes,

@@ -54,6 +54,9 @@ internal sealed class RunResult
     /// <summary>Bytes the tool allocated in the window.</summary>
     public long AllocatedBytes { get; init; }
 
+    /// <summary>MiB/s over the first 64 MiB after the stream opened (cold start), or null.</summary>
+    public double? ColdRate { get; init; }
+
     /// <summary>Bytes streamed (both directions) for per-GiB figures.</summary>
     public long StreamBytes { get; init; }
 
@@ -118,6 +121,11 @@ internal sealed class RunResult
             }
 
             Add("of_limit", F(Unit.EndsWith("_us", StringComparison.Ordinal) ? limit / Value : Value / limit, 3));
+        }
+
+        if (ColdRate is { } cold)
+        {
+            Add("first64MiB_MiB_per_s", F(cold, 1));
         }
 
         double gib = StreamBytes / (double)(1L << 30);

@@ -36,6 +36,7 @@ internal sealed class GuestToHostStream : Scenario
     public override void Established(GuestConnection connection)
     {
         connection.TxTarget = Options.Count;
+        MarkStreamOpened();
         if (Options.Warmup == 0)
         {
             MarkStart();
@@ -70,6 +71,7 @@ internal sealed class GuestToHostStream : Scenario
     /// <inheritdoc/>
     protected override void HostReceived(HostEnd end, int length)
     {
+        NoteReceived(end.RxOffset);
         if (StartTicks == 0 && end.RxOffset >= Options.Warmup)
         {
             MarkStart();

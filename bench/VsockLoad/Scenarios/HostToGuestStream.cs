@@ -43,6 +43,7 @@ internal sealed class HostToGuestStream : Scenario
     /// <inheritdoc/>
     public override void Received(GuestConnection connection, int length)
     {
+        NoteReceived(connection.RxOffset);
         if (StartTicks == 0 && connection.RxOffset >= Options.Warmup)
         {
             MarkStart();
@@ -92,6 +93,7 @@ internal sealed class HostToGuestStream : Scenario
         }
 
         end.TxTarget = Options.Count;
+        MarkStreamOpened();
         if (Options.Warmup == 0)
         {
             MarkStart();

@@ -91,6 +91,15 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     /// <summary>Bytes the load generator allocated in the timed window (all threads).</summary>
     public long AllocatedBytes { get; private set; }
 
+    /// <summary>Bytes of the cold-start window: the first 64 MiB after the connection opened.</summary>
+    public const long ColdWindowBytes = 64L << 20;
+
+    /// <summary>When the stream's first byte was sent (Stopwatch ticks), 0 before.</summary>
+    public long StreamOpenedTicks { get; private set; }
+
+    /// <summary>When the receiver had the first <see cref="ColdWindowBytes"/>, 0 before (or never).</summary>
+    public long ColdWindowEndTicks { get; private set; }
+
     /// <summary>Bytes (or operations) the timed window covers.</summary>
     public long MeasuredUnits { get; protected set; }
 
@@ -236,6 +245,25 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     {
         Hosts.Remove(end);
         end.Dispose();
+    }
+
+    /// <summary>Marks the moment the stream starts (for the cold-start window).</summary>
+    protected void MarkStreamOpened()
+    {
+        if (StreamOpenedTicks == 0)
+        {
+            StreamOpenedTicks = Stopwatch.GetTimestamp();
+        }
+    }
+
+    /// <summary>Notes the receiver's stream offset; closes the cold-start window when it passes 64 MiB.</summary>
+    /// <param name="received">Bytes received so far.</param>
+    protected void NoteReceived(long received)
+    {
+        if (ColdWindowEndTicks == 0 && received >= ColdWindowBytes)
+        {
+            ColdWindowEndTicks = Stopwatch.GetTimestamp();
+        }
     }
 
     /// <summary>Marks the start of the timed window.</summary>
