@@ -1,11 +1,14 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using System.Text;
 
 namespace VirtioVsock.Fuzz.Interop;
 
 /// <summary>
 /// The frontend's end of a Unix stream socketpair: sends bytes with SCM_RIGHTS descriptors the way QEMU
 /// does, and owns the descriptors it created for that (memfds, eventfds, pipes) until disposed.
+/// Either one end of a socketpair (the fuzzer) or a client connected to a backend's listening socket
+/// (bench/VsockLoad links this file).
 /// </summary>
 internal sealed unsafe class FrontendSocket : IDisposable
 {
@@ -30,6 +33,37 @@ internal sealed unsafe class FrontendSocket : IDisposable
 
         backend = new Socket(new SafeSocketHandle(fds[1], ownsHandle: true));
         return new FrontendSocket(fds[0]);
+    }
+
+    /// <summary>Connects to a backend listening on the Unix socket <paramref name="path"/>, as QEMU's chardev does.</summary>
+    /// <param name="path">The socket path (at most 107 bytes in UTF-8).</param>
+    /// <returns>The frontend end.</returns>
+    /// <exception cref="IOException">The connect failed (the message names the errno).</exception>
+    public static FrontendSocket Connect(string path)
+    {
+        var address = default(Native.SockaddrUn);
+        address.Family = Native.AfUnix;
+        int length = Encoding.UTF8.GetByteCount(path);
+        if (length > 107)
+        {
+            throw new IOException($"Socket path longer than 107 bytes: {path}");
+        }
+
+        _ = Encoding.UTF8.GetBytes(path, new Span<byte>(address.Path, 107));
+        int fd = Native.socket(Native.AfUnix, Native.SockStream | Native.SockCloexec, 0);
+        if (fd < 0)
+        {
+            throw new IOException($"socket failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        if (Native.connect(fd, &address, (uint)(2 + length + 1)) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            _ = Native.close(fd);
+            throw new IOException($"connect to {path} failed: errno {errno}");
+        }
+
+        return new FrontendSocket(fd);
     }
 
     /// <summary>The raw descriptor (for reading replies).</summary>

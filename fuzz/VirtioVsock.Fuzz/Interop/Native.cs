@@ -2,7 +2,10 @@ using System.Runtime.InteropServices;
 
 namespace VirtioVsock.Fuzz.Interop;
 
-/// <summary>The few libc calls the vhost-user target needs to play a QEMU-like frontend (Linux x86-64 / arm64).</summary>
+/// <summary>
+/// The few libc calls the vhost-user target needs to play a QEMU-like frontend (Linux x86-64 / arm64).
+/// Also compiled into bench/VsockLoad (linked source) with <see cref="FrontendSocket"/>.
+/// </summary>
 internal static unsafe partial class Native
 {
     public const int AfUnix = 1;
@@ -18,6 +21,12 @@ internal static unsafe partial class Native
     public const int OCloexec = 0x80000;
     public const int Eintr = 4;
     public const int Eagain = 11;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int connect(int fd, SockaddrUn* address, uint length);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int socketpair(int domain, int type, int protocol, int* fds);
@@ -74,6 +83,14 @@ internal static unsafe partial class Native
         public void* Control;
         public nuint ControlLength;
         public int Flags;
+    }
+
+    /// <summary><c>struct sockaddr_un</c>: family and a NUL-terminated path of at most 107 bytes.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct SockaddrUn
+    {
+        public ushort Family;
+        public fixed byte Path[108];
     }
 
     /// <summary><c>struct iovec</c>.</summary>

@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using VirtioVsock.Fuzz.Interop;
+using VsockLoad.Guest;
+
+namespace VsockLoad.Report;
+
+/// <summary>
+/// The limit a vsock path is compared with: the same work over a Unix stream socketpair on this
+/// machine, with the same write sizes, the same pattern fill and check, one thread per end (as the
+/// backend and the driver have). Blocking descriptors; bounded by the byte or operation count. Rates
+/// are the best of <see cref="Repeats"/> runs (a limit: what the machine can do between other load).
+/// </summary>
+internal static unsafe class SocketPairLimit
+{
+    /// <summary>Timed runs per rate limit; the best counts.</summary>
+    public const int Repeats = 3;
+
+    /// <summary>Streams <paramref name="bytes"/> in <paramref name="writeSize"/> writes; returns MiB/s.</summary>
+    /// <param name="bytes">Bytes.</param>
+    /// <param name="writeSize">Bytes per write.</param>
+    /// <returns>The rate.</returns>
+    public static double Stream(long bytes, int writeSize)
+    {
+        _ = Measure(Math.Min(bytes, 32L << 20), writeSize); // untimed: JIT and page cache warm
+        double best = 0;
+        for (int i = 0; i < Repeats; i++)
+        {
+            best = Math.Max(best, Measure(bytes, writeSize));
+        }
+
+        return best;
+    }
+
+    private static double Measure(long bytes, int writeSize)
+    {
+        (int reader, int writer) = Pair();
+        try
+        {
+            var thread = new Thread(() =>
+            {
+                byte[] chunk = new byte[writeSize];
+                long offset = 0;
+                while (offset < bytes)
+                {
+                    int length = (int)Math.Min(writeSize - (offset % writeSize), bytes - offset);
+                    Pattern.Fill(chunk.AsSpan(0, length), offset, 7);
+                    int done = 0;
+                    while (done < length)
+                    {
+                        fixed (byte* p = &chunk[done])
+                        {
+                            nint sent = Native.Write(writer, p, (nuint)(length - done));
+                            if (sent <= 0)
+                            {
+                                return;
+                            }
+
+                            done += (int)sent;
+                        }
+                    }
+
+                    offset += length;
+                }
+            }) { IsBackground = true };
+            byte[] buffer = new byte[256 * 1024];
+            long start = Stopwatch.GetTimestamp();
+            thread.Start();
+            long received = 0;
+            while (received < bytes)
+            {
+                nint read;
+                fixed (byte* p = buffer)
+                {
+                    read = Native.read(reader, p, (nuint)buffer.Length);
+                }
+
+                if (read <= 0)
+                {
+                    throw new IOException("socketpair limit: read failed");
+                }
+
+                if (Pattern.FirstMismatch(buffer.AsSpan(0, (int)read), received, 7) >= 0)
+                {
+                    throw new IOException("socketpair limit: pattern mismatch");
+                }
+
+                received += read;
+            }
+
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            thread.Join();
+            return bytes / seconds / (1 << 20);
+        }
+        finally
+        {
+            _ = Native.close(reader);
+            _ = Native.close(writer);
+        }
+    }
+
+    /// <summary>1-byte ping-pong between two threads; returns the round-trip times in Stopwatch ticks.</summary>
+    /// <param name="count">Round trips.</param>
+    /// <returns>The times.</returns>
+    public static long[] RoundTrips(long count)
+    {
+        (int a, int b) = Pair();
+        try
+        {
+            var echo = new Thread(() =>
+            {
+                byte one;
+                for (long i = 0; i < count; i++)
+                {
+                    if (Native.read(b, &one, 1) != 1 || Native.Write(b, &one, 1) != 1)
+                    {
+                        return;
+                    }
+                }
+            }) { IsBackground = true };
+            echo.Start();
+            long[] times = new long[count];
+            byte value = 1;
+            for (long i = 0; i < count; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                if (Native.Write(a, &value, 1) != 1 || Native.read(a, &value, 1) != 1)
+                {
+                    throw new IOException("socketpair limit: ping-pong failed");
+                }
+
+                times[i] = Stopwatch.GetTimestamp() - start;
+            }
+
+            echo.Join();
+            return times;
+        }
+        finally
+        {
+            _ = Native.close(a);
+            _ = Native.close(b);
+        }
+    }
+
+    /// <summary>Creates, writes <paramref name="bytes"/> through, and closes <paramref name="count"/> socketpairs; returns per second.</summary>
+    /// <param name="count">Connections.</param>
+    /// <param name="bytes">Bytes per connection.</param>
+    /// <returns>The rate.</returns>
+    public static double Connections(long count, int bytes)
+    {
+        double best = 0;
+        for (int i = 0; i < Repeats; i++)
+        {
+            best = Math.Max(best, MeasureConnections(count, bytes));
+        }
+
+        return best;
+    }
+
+    private static double MeasureConnections(long count, int bytes)
+    {
+        byte[] buffer = new byte[Math.Max(bytes, 1)];
+        long start = Stopwatch.GetTimestamp();
+        for (long i = 0; i < count; i++)
+        {
+            (int a, int b) = Pair();
+            Pattern.Fill(buffer, 0, 3);
+            fixed (byte* p = buffer)
+            {
+                int done = 0;
+                while (done < bytes)
+                {
+                    nint sent = Native.Write(a, p + done, (nuint)(bytes - done));
+                    nint read = Native.read(b, p, (nuint)buffer.Length);
+                    if (sent <= 0 || read <= 0)
+                    {
+                        throw new IOException("socketpair limit: connection failed");
+                    }
+
+                    done += (int)sent;
+                }
+            }
+
+            _ = Native.close(a);
+            _ = Native.close(b);
+        }
+
+        return count / Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    private static (int, int) Pair()
+    {
+        int* fds = stackalloc int[2];
+        if (Native.socketpair(Native.AfUnix, Native.SockStream | Native.SockCloexec, 0, fds) != 0)
+        {
+            throw new IOException($"socketpair failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        return (fds[0], fds[1]);
+    }
+}
