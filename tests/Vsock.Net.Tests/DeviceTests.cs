@@ -77,7 +77,10 @@ public sealed class DeviceTests
             string uds = Path.Combine(dir, "v.sock");
             using (var stale = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
             {
-                stale.Bind(new UnixDomainSocketEndPoint(uds + "_7000"));
+                // The runtime removes the file of a bound socket on dispose: move it away first, so a
+                // socket file nobody listens on stays behind (as after a crash).
+                stale.Bind(new UnixDomainSocketEndPoint(uds + ".tmp"));
+                File.Move(uds + ".tmp", uds + "_7000");
             }
 
             Assert.True(File.Exists(uds + "_7000"));

@@ -10,8 +10,8 @@ public sealed class ValidationTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => VsockSocket.Create(SocketType.Dgram));
         Assert.Throws<ArgumentOutOfRangeException>(() => VsockSocket.Create(SocketType.Raw));
-        Assert.Throws<ArgumentNullException>(() => { _ = VsockSocket.ConnectAsync(null!); });
-        Assert.Throws<ArgumentOutOfRangeException>(() => { _ = VsockSocket.ConnectAsync(new VsockEndPoint(2, 1), timeout: TimeSpan.Zero); });
+        Assert.Throws<ArgumentNullException>(() => { _ = VsockSocket.ConnectAsync(null!, cancellationToken: TestContext.Current.CancellationToken); });
+        Assert.Throws<ArgumentOutOfRangeException>(() => { _ = VsockSocket.ConnectAsync(new VsockEndPoint(2, 1), timeout: TimeSpan.Zero, cancellationToken: TestContext.Current.CancellationToken); });
         Assert.Throws<ArgumentOutOfRangeException>(() => VsockListener.Listen(1, backlog: 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => VsockListener.Listen(1, SocketType.Dgram));
         Assert.Throws<ArgumentNullException>(() => VsockListener.Listen(null!));
@@ -34,8 +34,8 @@ public sealed class ValidationTests
     [Fact]
     public async Task Hybrid_calls_reject_bad_arguments()
     {
-        await Assert.ThrowsAsync<ArgumentException>(() => HybridVsockClient.ConnectAsync("", 1));
-        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => HybridVsockClient.ConnectAsync("/nonexistent", 1, TimeSpan.Zero));
+        await Assert.ThrowsAsync<ArgumentException>(() => HybridVsockClient.ConnectAsync("", 1, cancellationToken: TestContext.Current.CancellationToken));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => HybridVsockClient.ConnectAsync("/nonexistent", 1, TimeSpan.Zero, TestContext.Current.CancellationToken));
         Assert.Throws<ArgumentException>(() => VsockHttpHandler.ForHybridVsock("", 80));
         Assert.Throws<ArgumentNullException>(() => VsockHttpHandler.ForStream(null!));
         Assert.Throws<ArgumentException>(() => new HybridVsockHostListener("", 1));
