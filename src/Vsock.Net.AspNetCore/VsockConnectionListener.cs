@@ -40,6 +40,10 @@ internal sealed class VsockConnectionListener : IConnectionListener
             {
                 return null;
             }
+            catch (System.Net.Sockets.SocketException) when (Volatile.Read(ref _unbound) != 0)
+            {
+                return null; // the listener was closed under the pending accept
+            }
             catch (System.Net.Sockets.SocketException) when (Volatile.Read(ref _unbound) == 0)
             {
                 // A connection that failed between the kernel's accept queue and us: take the next one.

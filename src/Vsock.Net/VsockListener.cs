@@ -3,19 +3,17 @@ using System.Net.Sockets;
 namespace Vsock.Net;
 
 /// <summary>
-/// Listens on a vsock port (<c>bind</c> + <c>listen</c> on AF_VSOCK) and accepts connections as
-/// <see cref="Socket"/>s. Owns the listening descriptor; accepted sockets belong to the caller.
-/// Waits for connections in bounded <c>poll</c> slices on a thread-pool thread, so
-/// <see cref="AcceptAsync"/> honours cancellation and <see cref="Dispose"/> within about 100 ms.
+/// Listens on a vsock port (<c>bind</c> + <c>listen</c> on AF_VSOCK through <see cref="Socket.Bind"/> and
+/// <see cref="Socket.Listen(int)"/> with a <see cref="VsockEndPoint"/>) and accepts connections with the
+/// runtime's own asynchronous accept. Owns the listening socket; accepted sockets belong to the caller.
 /// </summary>
 public sealed class VsockListener : IDisposable
 {
-    private readonly VsockDescriptor _descriptor;
-    private readonly CancellationTokenSource _disposed = new();
+    private readonly Socket _socket;
 
-    private VsockListener(VsockDescriptor descriptor, VsockEndPoint localEndPoint, SocketType type)
+    private VsockListener(Socket socket, VsockEndPoint localEndPoint, SocketType type)
     {
-        _descriptor = descriptor;
+        _socket = socket;
         LocalEndPoint = localEndPoint;
         SocketType = type;
     }
@@ -44,45 +42,31 @@ public sealed class VsockListener : IDisposable
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         ArgumentOutOfRangeException.ThrowIfLessThan(backlog, 1);
-        VsockDescriptor descriptor = VsockDescriptor.Create(type);
+        Socket socket = VsockSocket.Create(type);
         try
         {
-            descriptor.Bind(endPoint);
-            descriptor.Listen(backlog);
-            return new VsockListener(descriptor, descriptor.LocalEndPoint(), type);
+            socket.Bind(endPoint);
+            socket.Listen(backlog);
+            return new VsockListener(socket, socket.LocalEndPoint as VsockEndPoint ?? endPoint, type);
         }
         catch
         {
-            descriptor.Dispose();
+            socket.Dispose();
             throw;
         }
     }
 
     /// <summary>Waits for the next connection.</summary>
     /// <param name="cancellationToken">Stops waiting.</param>
-    /// <returns>The connected socket (blocking mode) and the peer's address.</returns>
-    /// <exception cref="OperationCanceledException">Cancelled, or the listener was disposed.</exception>
-    public Task<(Socket Socket, VsockEndPoint? RemoteEndPoint)> AcceptAsync(CancellationToken cancellationToken = default)
+    /// <returns>The connected socket and the peer's address.</returns>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="ObjectDisposedException">The listener was disposed (a pending accept may instead end with a <see cref="SocketException"/> of <see cref="SocketError.OperationAborted"/>).</exception>
+    public async Task<(Socket Socket, VsockEndPoint? RemoteEndPoint)> AcceptAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
-        return Task.Run(() =>
-        {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
-            (int fd, VsockEndPoint? remote) = _descriptor.Accept(linked.Token);
-            using VsockDescriptor accepted = VsockDescriptor.Adopt(fd);
-            return (accepted.ToSocket(), remote);
-        }, cancellationToken);
+        Socket accepted = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+        return (accepted, accepted.RemoteEndPoint as VsockEndPoint);
     }
 
-    /// <summary>Stops listening; pending <see cref="AcceptAsync"/> calls end with <see cref="OperationCanceledException"/>.</summary>
-    public void Dispose()
-    {
-        if (_disposed.IsCancellationRequested)
-        {
-            return;
-        }
-
-        _disposed.Cancel();
-        _descriptor.Dispose();
-    }
+    /// <summary>Stops listening; pending <see cref="AcceptAsync"/> calls end.</summary>
+    public void Dispose() => _socket.Dispose();
 }

@@ -58,20 +58,48 @@ public static class VsockSocket
     /// <param name="type"><see cref="SocketType.Stream"/> or <see cref="SocketType.Seqpacket"/>.</param>
     /// <param name="timeout">How long to wait for the peer's answer (default <see cref="DefaultConnectTimeout"/>).</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
-    /// <returns>The connected socket, blocking mode, ready for sync and async use.</returns>
+    /// <returns>The connected socket (<see cref="Socket.Connected"/> is true, <see cref="Socket.RemoteEndPoint"/> a <see cref="VsockEndPoint"/>).</returns>
     /// <exception cref="SocketException"><see cref="SocketError.ConnectionReset"/> or <see cref="SocketError.ConnectionRefused"/>
     /// when nothing listens, <see cref="SocketError.TimedOut"/> at the timeout.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public static Task<Socket> ConnectAsync(VsockEndPoint endPoint, SocketType type = SocketType.Stream, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
-        long deadline = Deadline(timeout ?? DefaultConnectTimeout);
-        return Task.Run(() =>
+        TimeSpan limit = timeout ?? DefaultConnectTimeout;
+        if (limit != Timeout.InfiniteTimeSpan)
         {
-            using VsockDescriptor descriptor = VsockDescriptor.Create(type);
-            descriptor.Connect(endPoint, deadline, cancellationToken);
-            return descriptor.ToSocket();
-        }, cancellationToken);
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(limit, TimeSpan.Zero);
+        }
+
+        if (type is not (SocketType.Stream or SocketType.Seqpacket))
+        {
+            throw new ArgumentOutOfRangeException(nameof(type), type, "vsock sockets are Stream or Seqpacket.");
+        }
+
+        return ConnectCoreAsync(endPoint, type, limit, cancellationToken);
+    }
+
+    private static async Task<Socket> ConnectCoreAsync(VsockEndPoint endPoint, SocketType type, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        Socket socket = Create(type);
+        using var timeoutSource = new CancellationTokenSource(limit);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+        try
+        {
+            // The runtime's own non-blocking connect: the endpoint serializes to a sockaddr_vm.
+            await socket.ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
+            return socket;
+        }
+        catch (OperationCanceledException) when (timeoutSource.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw VsockErrors.Exception(110, $"connect({endPoint}) within {limit.TotalSeconds:0.###} s"); // ETIMEDOUT
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Connects to <paramref name="endPoint"/> and returns a stream that owns the socket.</summary>
@@ -162,18 +190,6 @@ public static class VsockSocket
         BinaryPrimitives.WriteInt64LittleEndian(value, micros / 1_000_000);
         BinaryPrimitives.WriteInt64LittleEndian(value[8..], micros % 1_000_000);
         socket.SetRawSocketOption(OptionLevel, ConnectTimeoutOption, value);
-    }
-
-    internal static long Deadline(TimeSpan timeout)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan)
-        {
-            return long.MaxValue;
-        }
-
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
-        long ms = (long)Math.Ceiling(timeout.TotalMilliseconds);
-        return ms >= long.MaxValue - Environment.TickCount64 ? long.MaxValue : Environment.TickCount64 + ms;
     }
 
     private static void CheckBufferOption(int option)
