@@ -7,6 +7,8 @@
 #   .work/guest/bookworm/{vmlinux,initramfs.cpio.gz}   Debian 12 kernel (6.1)  - required
 #   .work/guest/trixie/{vmlinux,initramfs.cpio.gz}     Debian 13 kernel (6.12) - see below
 #   .work/guest/sid/{vmlinux,initramfs.cpio.gz}        Debian sid kernel (7.x)
+#   .work/guest/<suite>-dotnet/...                      the same guests plus the NativeAOT .NET agent
+#                                                       (tests/guest/build-dotnet-guest.sh; needs dotnet, gcc)
 #
 # As root: `apt-get update` + `apt-get install -y --no-install-recommends ...` (skipped when
 # everything is already installed). Not root: prints the exact apt-get line to run and installs
@@ -81,7 +83,15 @@ build_newer() {
 build_newer trixie "Debian 13, Linux 6.12"
 build_newer sid "Debian sid, Linux 7.x"
 
-for s in bookworm trixie sid; do
+# The .NET guest agent (tests/guest/vsock-agent, NativeAOT) added to every guest built above:
+# .work/guest/<suite>-dotnet (RealGuest/DotNetGuestTests). A failure is always an error.
+log "publishing the .NET guest agent (NativeAOT) and building the <suite>-dotnet guests"
+if ! bash "$ROOT/tests/guest/build-dotnet-guest.sh" "$OUT"; then
+  log "ERROR: the .NET guest agent could not be built or added to the guests (see above)"
+  rc=1
+fi
+
+for s in bookworm trixie sid bookworm-dotnet trixie-dotnet sid-dotnet; do
   [[ -s $OUT/$s/vmlinux && -s $OUT/$s/initramfs.cpio.gz ]] &&
     log "$s: $(cat "$OUT/$s/kernel-version") -> $OUT/$s/{vmlinux,initramfs.cpio.gz}"
 done
