@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using Virtio.Vsock.Device;
 using Virtio.Vsock.Device.Backends;
-using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Backends.Unix;
 using Virtio.Vsock.Testing;
 
 namespace Vsock.Net.Tests;
