@@ -32,7 +32,9 @@ public sealed class UnixBackendBulkTests
 
         // Guest to host; the host reader starts late and pauses midway, so the guest stalls on credit.
         var watch = Stopwatch.StartNew();
-        Task<(long, uint)> hostReceives = Task.Run(() => ReceiveWithPausesAsync(m => host.ReceiveAsync(m, SocketFlags.None, Token).AsTask()), Token);
+        Task<(long, uint)> hostReceives = Task.Run(() => ReceiveWithPausesAsync(
+            m => host.ReceiveAsync(m, SocketFlags.None, Token).AsTask(),
+            seen => h.Device.Metrics.TxBytes - seen >= h.DeviceOptions.BufferSize), Token); // a buf_alloc's worth backlogged host-side
         uint guestCrc = await Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21);
         guest.Shutdown(ShutdownFlags.Send);
         (long hostCount, uint hostReceivedCrc) = await hostReceives;
@@ -42,7 +44,9 @@ public sealed class UnixBackendBulkTests
 
         // Host to guest (after the guest's half-close); the guest reader starts late and pauses midway.
         watch.Restart();
-        Task<(long, uint)> guestReceives = Task.Run(() => ReceiveWithPausesAsync(m => guest.ReceiveAsync(m, Token)), Token);
+        Task<(long, uint)> guestReceives = Task.Run(() => ReceiveWithPausesAsync(
+            m => guest.ReceiveAsync(m, Token),
+            _ => guest.BufferedReceiveBytes >= guest.BufAlloc), Token); // the guest's buffer is full: the device stalls on credit
         uint hostCrc = await Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22);
         host.Shutdown(SocketShutdown.Send);
         (long guestCount, uint guestReceivedCrc) = await guestReceives;
@@ -57,21 +61,25 @@ public sealed class UnixBackendBulkTests
         Assert.False(guest.WasReset);
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"{txLayout}/{rxLayout}: {Size >> 20} MiB guest->host in {guestToHostMs} ms, host->guest in {hostToGuestMs} ms " +
-            $"(each incl. 400 ms of reader pauses); credit stalls {h.Device.Metrics.CreditStalls}, credit updates {h.Device.Metrics.CreditUpdatesSent}");
+            $"(each incl. two reader pauses until the writer was held back); credit stalls {h.Device.Metrics.CreditStalls}, credit updates {h.Device.Metrics.CreditUpdatesSent}");
     }
 
-    /// <summary>Reads to end of stream with a CRC, starting 200 ms late and pausing 200 ms halfway.</summary>
-    private static async Task<(long Count, uint Crc)> ReceiveWithPausesAsync(Func<Memory<byte>, Task<int>> read)
+    /// <summary>
+    /// Reads to end of stream with a CRC, starting late and pausing halfway: each pause lasts until
+    /// <paramref name="writerHeldBack"/> (given the bytes read so far) says backpressure reached the writer, so the
+    /// transfer really stalls on credit however fast or slow the machine is.
+    /// </summary>
+    private static async Task<(long Count, uint Crc)> ReceiveWithPausesAsync(Func<Memory<byte>, Task<int>> read, Func<long, bool> writerHeldBack)
     {
-        await Task.Delay(200, Token);
         long seen = 0;
+        await Harness.WaitUntil(() => writerHeldBack(seen), what: "writer held back before the reader starts");
         bool paused = false;
         return await Helpers.ReceiveAndHash(async m =>
         {
             if (!paused && seen > Size / 2)
             {
                 paused = true;
-                await Task.Delay(200, Token);
+                await Harness.WaitUntil(() => writerHeldBack(seen), what: "writer held back during the reader's pause");
             }
 
             int n = await read(m);
