@@ -93,6 +93,9 @@ internal sealed class Harness : IDisposable
         }
     }
 
+    /// <summary>The payload bytes <see cref="RoundTripSentinel"/> adds to each of the device's TX and RX byte counters.</summary>
+    public const int SentinelBytes = 1;
+
     /// <summary>
     /// A sentinel: a fresh connection on <paramref name="port"/> carries one byte guest to host and one back. When it
     /// returns, the device has processed every TX packet the guest queued before it and delivered RX after them.

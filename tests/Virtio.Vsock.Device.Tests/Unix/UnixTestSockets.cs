@@ -49,7 +49,7 @@ internal sealed class UnixTestSockets : IDisposable
     /// </summary>
     public static async Task<Socket> ConnectAsync(string path, SocketType type = SocketType.Stream)
     {
-        long until = Environment.TickCount64 + 5000;
+        long until = Environment.TickCount64 + 20_000; // a generous deadline for the listener to come up
         while (true)
         {
             Socket client = NewSocket(type);
@@ -136,7 +136,7 @@ internal sealed class UnixTestSockets : IDisposable
     }
 
     /// <summary>Polls <paramref name="condition"/> until true or the deadline.</summary>
-    public static async Task<bool> EventuallyAsync(Func<bool> condition, int timeoutMs = 5000)
+    public static async Task<bool> EventuallyAsync(Func<bool> condition, int timeoutMs = 20_000)
     {
         long until = Environment.TickCount64 + timeoutMs;
         while (!condition())
@@ -146,7 +146,7 @@ internal sealed class UnixTestSockets : IDisposable
                 return false;
             }
 
-            await Task.Delay(10);
+            await Task.Delay(10); // a poll interval, bounded by the deadline above
         }
 
         return true;

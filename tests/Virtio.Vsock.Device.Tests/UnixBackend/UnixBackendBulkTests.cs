@@ -34,8 +34,8 @@ public sealed class UnixBackendBulkTests
         var watch = Stopwatch.StartNew();
         Task<(long, uint)> hostReceives = Task.Run(() => ReceiveWithPausesAsync(
             m => host.ReceiveAsync(m, SocketFlags.None, Token).AsTask(),
-            seen => h.Device.Metrics.TxBytes - seen >= h.DeviceOptions.BufferSize), Token); // a buf_alloc's worth backlogged host-side
-        uint guestCrc = await Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21);
+            () => seen => h.Device.Metrics.TxBytes - seen >= h.DeviceOptions.BufferSize), Token); // a buf_alloc's worth backlogged host-side
+        uint guestCrc = await SendUnlessReaderFailed(Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21), hostReceives);
         guest.Shutdown(ShutdownFlags.Send);
         (long hostCount, uint hostReceivedCrc) = await hostReceives;
         long guestToHostMs = watch.ElapsedMilliseconds;
@@ -46,8 +46,13 @@ public sealed class UnixBackendBulkTests
         watch.Restart();
         Task<(long, uint)> guestReceives = Task.Run(() => ReceiveWithPausesAsync(
             m => guest.ReceiveAsync(m, Token),
-            _ => guest.BufferedReceiveBytes >= guest.BufAlloc), Token); // the guest's buffer is full: the device stalls on credit
-        uint hostCrc = await Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22);
+            () =>
+            {
+                // The device stalls on the guest's credit (again) after the pause began.
+                long stalls = h.Device.Metrics.CreditStalls;
+                return _ => h.Device.Metrics.CreditStalls > stalls;
+            }), Token);
+        uint hostCrc = await SendUnlessReaderFailed(Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22), guestReceives);
         host.Shutdown(SocketShutdown.Send);
         (long guestCount, uint guestReceivedCrc) = await guestReceives;
         long hostToGuestMs = watch.ElapsedMilliseconds;
@@ -64,14 +69,26 @@ public sealed class UnixBackendBulkTests
             $"(each incl. two reader pauses until the writer was held back); credit stalls {h.Device.Metrics.CreditStalls}, credit updates {h.Device.Metrics.CreditUpdatesSent}");
     }
 
+    /// <summary>The sender's result; if the reader fails first (a pause condition missed its deadline), its error.</summary>
+    private static async Task<uint> SendUnlessReaderFailed(Task<uint> send, Task reader)
+    {
+        if (await Task.WhenAny(send, reader) == reader && reader.IsFaulted)
+        {
+            await reader;
+        }
+
+        return await send;
+    }
+
     /// <summary>
     /// Reads to end of stream with a CRC, starting late and pausing halfway: each pause lasts until
-    /// <paramref name="writerHeldBack"/> (given the bytes read so far) says backpressure reached the writer, so the
+    /// the condition <paramref name="pauseUntil"/> makes at its start (given the bytes read so far) says backpressure reached the writer, so the
     /// transfer really stalls on credit however fast or slow the machine is.
     /// </summary>
-    private static async Task<(long Count, uint Crc)> ReceiveWithPausesAsync(Func<Memory<byte>, Task<int>> read, Func<long, bool> writerHeldBack)
+    private static async Task<(long Count, uint Crc)> ReceiveWithPausesAsync(Func<Memory<byte>, Task<int>> read, Func<Func<long, bool>> pauseUntil)
     {
         long seen = 0;
+        Func<long, bool> writerHeldBack = pauseUntil();
         await Harness.WaitUntil(() => writerHeldBack(seen), what: "writer held back before the reader starts");
         bool paused = false;
         return await Helpers.ReceiveAndHash(async m =>
@@ -79,6 +96,7 @@ public sealed class UnixBackendBulkTests
             if (!paused && seen > Size / 2)
             {
                 paused = true;
+                writerHeldBack = pauseUntil();
                 await Harness.WaitUntil(() => writerHeldBack(seen), what: "writer held back during the reader's pause");
             }
 
