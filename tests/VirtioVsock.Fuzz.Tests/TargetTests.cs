@@ -13,14 +13,19 @@ public sealed class TargetTests
     /// <summary>The mutator's seed: fixed, so every run tries the same inputs.</summary>
     private const int Seed = 0x5eed_2025;
 
-    /// <summary>Mutations per target and a time cap each (reached only on a slow machine), together under 20 s on two cores.</summary>
+    /// <summary>
+    /// Mutations per target and a time cap each. On a loaded two-core machine (other builds and QEMU guests running)
+    /// the old caps of 2-6 s stopped every target early, at 29-84% of its mutations, and the test passed silently;
+    /// these caps (44 s together, worst case) let a loaded machine get through most of the budget, and the reached
+    /// fraction is printed and checked against <see cref="MinReachedFraction"/>.
+    /// </summary>
     private static readonly Dictionary<string, (int Mutations, TimeSpan Cap)> Budgets = new()
     {
-        ["packet-tx"] = (3000, TimeSpan.FromSeconds(4)),
-        ["packet-rx"] = (3000, TimeSpan.FromSeconds(4)),
-        ["connect-line"] = (5000, TimeSpan.FromSeconds(2)),
-        ["device-tx"] = (800, TimeSpan.FromSeconds(6)),
-        ["vhost-user-message"] = (800, TimeSpan.FromSeconds(6)),
+        ["packet-tx"] = (3000, TimeSpan.FromSeconds(8)),
+        ["packet-rx"] = (3000, TimeSpan.FromSeconds(8)),
+        ["connect-line"] = (5000, TimeSpan.FromSeconds(6)),
+        ["device-tx"] = (800, TimeSpan.FromSeconds(10)),
+        ["vhost-user-message"] = (800, TimeSpan.FromSeconds(12)),
     };
 
     /// <summary>

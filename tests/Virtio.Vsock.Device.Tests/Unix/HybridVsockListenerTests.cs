@@ -86,7 +86,9 @@ public sealed class HybridVsockListenerTests : IDisposable
         foreach (byte b in "CoNnEcT  77 \r\n"u8.ToArray())
         {
             await host.SendAsync(new[] { b });
-            await Task.Delay(5, Ct);
+
+            // The listener read this byte on its own before the next is written: the line really arrives in pieces.
+            Assert.True(await UnixTestSockets.EventuallyAsync(() => UnixTestSockets.UnreadByPeer(host) == 0), "the listener did not read the byte");
         }
 
         using HostConnectRequest request = await TakeAsync(listener);

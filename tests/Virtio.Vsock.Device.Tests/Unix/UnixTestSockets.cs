@@ -6,7 +6,7 @@ namespace Virtio.Vsock.Device.Tests.Unix;
 /// Test helpers: a short-lived temp directory for socket files (short paths: sun_path is 108 bytes)
 /// and connected Unix socket pairs made through a throwaway listener. Never touches AF_VSOCK.
 /// </summary>
-internal sealed class UnixTestSockets : IDisposable
+internal sealed partial class UnixTestSockets : IDisposable
 {
     private int _next;
 
@@ -134,6 +134,20 @@ internal sealed class UnixTestSockets : IDisposable
 
         return result.ToArray();
     }
+
+    /// <summary>
+    /// Bytes written on <paramref name="socket"/> that its peer has not read yet (<c>SIOCOUTQ</c>): lets a test wait
+    /// until the peer consumed a write instead of sleeping and hoping it did.
+    /// </summary>
+    public static int UnreadByPeer(Socket socket)
+    {
+        int result = IoctlInt((int)socket.SafeHandle.DangerousGetHandle(), 0x5411 /* SIOCOUTQ */, out int value);
+        Assert.True(result == 0, $"ioctl(SIOCOUTQ) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        return value;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int IoctlInt(int fd, ulong request, out int value);
 
     /// <summary>Polls <paramref name="condition"/> until true or the deadline.</summary>
     public static async Task<bool> EventuallyAsync(Func<bool> condition, int timeoutMs = 20_000)
