@@ -46,12 +46,9 @@ public sealed class UnixBackendBulkTests
         watch.Restart();
         Task<(long, uint)> guestReceives = Task.Run(() => ReceiveWithPausesAsync(
             m => guest.ReceiveAsync(m, Token),
-            () =>
-            {
-                // The device stalls on the guest's credit (again) after the pause began.
-                long stalls = h.Device.Metrics.CreditStalls;
-                return _ => h.Device.Metrics.CreditStalls > stalls;
-            }), Token);
+            // The guest's buffer is full to within the device's minimum chunk (4 KiB): the device stalls on credit.
+            // A state, not an event counted from a baseline, so it cannot be missed however late the reader starts.
+            () => _ => guest.BufferedReceiveBytes > guest.BufAlloc - 4096), Token);
         uint hostCrc = await SendUnlessReaderFailed(Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22), guestReceives);
         host.Shutdown(SocketShutdown.Send);
         (long guestCount, uint guestReceivedCrc) = await guestReceives;
