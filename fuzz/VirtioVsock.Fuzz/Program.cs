@@ -107,8 +107,11 @@ try
                 var stopwatch = System.Diagnostics.Stopwatch.StartNew();
                 FuzzFinding? finding = MutationRun.Run(
                     target, inputs, iterations, seed, TimeSpan.FromSeconds(seconds), out int executed, skipKnown ? KnownFindings.IsKnown : null, out int knownHits,
-                    skipKnown ? input => KnownFindings.AvoidOpen(target.Name, input) : null);
-                Console.WriteLine($"{target.Name}: {executed} inputs in {stopwatch.Elapsed.TotalSeconds:F1} s{(skipKnown ? $", {knownHits} hit a known open finding" : string.Empty)}");
+                    out int mutations, skipKnown ? input => KnownFindings.AvoidOpen(target.Name, input) : null);
+                string capped = finding is null && mutations < iterations
+                    ? $"; the {seconds} s time cap stopped it at {mutations} of {iterations} mutations ({100.0 * mutations / Math.Max(iterations, 1):F0}% of the budget)"
+                    : $"; {mutations} of {iterations} mutations";
+                Console.WriteLine($"{target.Name}: {executed} inputs in {stopwatch.Elapsed.TotalSeconds:F1} s{capped}{(skipKnown ? $", {knownHits} hit a known open finding" : string.Empty)}");
                 if (finding is not null)
                 {
                     string path = Path.Combine(Path.GetTempPath(), $"{target.Name}-finding-{Environment.ProcessId}.bin");

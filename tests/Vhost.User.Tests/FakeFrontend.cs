@@ -63,7 +63,19 @@ internal sealed class FakeFrontend : IDisposable
         return reply;
     }
 
-    /// <summary>Whether anything arrives within <paramref name="wait"/> (for "no reply" checks).</summary>
+    /// <summary>
+    /// Sentinel for "no reply": sends GET_FEATURES (always answered) and asserts that the very next message is its
+    /// reply and nothing else is pending. The backend handles one connection's messages in order, so a reply owed to
+    /// anything sent earlier would have arrived first. No waiting on the clock.
+    /// </summary>
+    public void AssertNoReplyPending()
+    {
+        Send(VhostUserRequest.GetFeatures, []);
+        Assert.Equal(8, ReceiveReplyTo(VhostUserRequest.GetFeatures).Payload.Length);
+        Assert.False(HasData(TimeSpan.Zero), "a message arrived after the sentinel's reply");
+    }
+
+    /// <summary>Whether anything arrives within <paramref name="wait"/>.</summary>
     public bool HasData(TimeSpan wait) => _socket.Poll(wait, SelectMode.SelectRead) && _socket.Available > 0;
 
     /// <summary>Whether the backend closed the connection (end of stream) within <paramref name="wait"/>.</summary>

@@ -77,14 +77,62 @@ internal sealed class Harness : IAsyncDisposable
 
     public static RegionDescriptor RamRegion => new(GuestBase, RamSize, UserBase, MmapOffset);
 
-    public static void WaitUntil(Func<bool> condition, string what, int timeoutMs = 10_000)
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails after a generous deadline (the test machine is loaded).</summary>
+    public static void WaitUntil(Func<bool> condition, string what, int timeoutMs = 30_000)
     {
         var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
         while (!condition())
         {
             Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            Thread.Sleep(5);
+            Thread.Sleep(5); // a poll interval, bounded by the deadline above
         }
+    }
+
+    /// <summary>
+    /// Asserts that a kick written to <paramref name="kickFd"/> is still unread, and drains it: nobody (no kick
+    /// thread) holds the eventfd any more, so the signal can never reach the backend. No waiting involved.
+    /// </summary>
+    public static void AssertKickUnread(FileDescriptorHandle kickFd) =>
+        Assert.True(WaitSignalled(kickFd, timeoutMs: 0), "the kick was consumed: a kick thread still reads this eventfd");
+
+    /// <summary>
+    /// Runs <paramref name="check"/> repeatedly during a measuring window (an absence over time: the verdict is what
+    /// <paramref name="check"/> asserts, never the wall time).
+    /// </summary>
+    public static void HoldFor(TimeSpan window, Action check)
+    {
+        var windowDeadline = DateTime.UtcNow + window;
+        while (true)
+        {
+            check();
+            if (DateTime.UtcNow >= windowDeadline)
+            {
+                return;
+            }
+
+            Thread.Sleep(10); // a poll interval within the window, bounded by windowDeadline
+        }
+    }
+
+    /// <summary>Waits until <paramref name="value"/> stays unchanged for <paramref name="quietFor"/>, failing after a generous deadline; returns it.</summary>
+    public static long WaitQuiet(Func<long> value, TimeSpan quietFor, string what, int timeoutMs = 30_000)
+    {
+        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
+        long last = value();
+        var quietSince = DateTime.UtcNow;
+        while (DateTime.UtcNow - quietSince < quietFor)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{what} kept changing for {timeoutMs} ms");
+            Thread.Sleep(10); // a poll interval, bounded by the deadline above
+            long now = value();
+            if (now != last)
+            {
+                last = now;
+                quietSince = DateTime.UtcNow;
+            }
+        }
+
+        return last;
     }
 
     /// <summary>Whether the eventfd's counter is non-zero within <paramref name="timeoutMs"/>; drains it.</summary>

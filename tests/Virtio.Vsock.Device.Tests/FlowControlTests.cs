@@ -18,13 +18,19 @@ public sealed class FlowControlTests
         byte[] data = Helpers.Pattern(1_000_000, 6);
         Task send = guest.SendAsync(data, Token);
 
-        // The host does not read: the guest can only fill the host buffer plus the device's buf_alloc.
-        await Task.Delay(300, Token);
+        // The host does not read: the guest can only fill the host buffer plus the device's buf_alloc. It gets there
+        // (the device returns the credit of what it moved into the host buffer), then stalls.
+        const long Window = (16 + 64) * 1024;
+        await Harness.WaitUntil(() => harness.Metrics.TxBytes >= Window || send.IsCompleted, what: "guest filled host buffer + buf_alloc");
         Assert.False(send.IsCompleted);
         long accepted = harness.Metrics.TxBytes;
-        Assert.InRange(accepted, 1, (16 + 64) * 1024);
-        await Task.Delay(100, Token);
-        Assert.Equal(accepted, harness.Metrics.TxBytes);
+        Assert.InRange(accepted, 1, Window);
+
+        // Sentinel: a round trip on another connection; the device processed all the guest queued before it and any
+        // credit it would (wrongly) have given back had time to be used. Still nothing more was accepted.
+        await harness.RoundTripSentinel(299, Token);
+        Assert.Equal(accepted + Harness.SentinelBytes, harness.Metrics.TxBytes);
+        Assert.False(send.IsCompleted);
 
         // Resume: everything arrives, intact.
         byte[] received = await Helpers.ReadExactly(host, data.Length, Token);
@@ -44,10 +50,17 @@ public sealed class FlowControlTests
         byte[] data = Helpers.Pattern(2_000_000, 7);
         Task send = host.WriteAsync(data, Token).AsTask();
 
-        await Task.Delay(300, Token);
+        // The guest does not read: the device fills the guest's buf_alloc, then stalls on credit.
+        await Harness.WaitUntil(() => (guest.BufferedReceiveBytes >= 64 * 1024 && harness.Metrics.CreditStalls > 0) || send.IsCompleted, what: "guest buffer full, device stalled");
         Assert.False(send.IsCompleted);
         Assert.InRange(guest.BufferedReceiveBytes, 1, 64 * 1024);
         Assert.True(harness.Metrics.CreditStalls > 0);
+
+        // Sentinel: after a round trip on another connection, the device still sent nothing beyond the credit.
+        await harness.RoundTripSentinel(298, Token);
+        Assert.InRange(guest.BufferedReceiveBytes, 1, 64 * 1024);
+        Assert.Equal(0, guest.CreditViolations);
+        Assert.False(send.IsCompleted);
 
         byte[] received = await Helpers.ReadExactly(guest, data.Length, Token);
         await send;

@@ -39,7 +39,7 @@ public static class MutationRun
     /// <param name="executed">The number of inputs run.</param>
     /// <returns>The first finding, or null.</returns>
     public static FuzzFinding? Run(FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed) =>
-        Run(target, corpus, iterations, seed, budget, out executed, known: null, out _);
+        Run(target, corpus, iterations, seed, budget, out executed, known: null, out _, out _);
 
     /// <summary>Runs the corpus, then up to <paramref name="iterations"/> mutations or until <paramref name="budget"/> has passed.</summary>
     /// <param name="target">The target.</param>
@@ -50,13 +50,16 @@ public static class MutationRun
     /// <param name="executed">The number of inputs run.</param>
     /// <param name="known">Findings already reported and still open: counted in <paramref name="knownHits"/> and passed over.</param>
     /// <param name="knownHits">How many inputs hit a known finding.</param>
+    /// <param name="mutations">How many of the <paramref name="iterations"/> planned mutations ran: fewer when the time cap
+    /// (or a finding) stopped the run. Callers report it as the reached fraction of the budget.</param>
     /// <param name="prepare">Applied to each mutated input before it runs (see <see cref="KnownFindings.AvoidOpen"/>).</param>
     /// <returns>The first finding that is not known, or null.</returns>
     public static FuzzFinding? Run(
         FuzzTarget target, IReadOnlyList<(string Name, byte[] Data)> corpus, int iterations, int seed, TimeSpan budget, out int executed,
-        Predicate<FuzzFinding>? known, out int knownHits, Func<byte[], byte[]>? prepare = null)
+        Predicate<FuzzFinding>? known, out int knownHits, out int mutations, Func<byte[], byte[]>? prepare = null)
     {
         knownHits = 0;
+        mutations = 0;
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(corpus);
         executed = 0;
@@ -94,6 +97,7 @@ public static class MutationRun
             }
 
             executed++;
+            mutations++;
             if (RunOne(target, input, $"mutation {i} of seed {seed}") is { } finding)
             {
                 if (known?.Invoke(finding) == true)

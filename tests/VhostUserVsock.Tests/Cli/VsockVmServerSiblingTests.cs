@@ -7,7 +7,7 @@ namespace VhostUserVsock.Tests.Cli;
 
 public sealed class VsockVmServerSiblingTests
 {
-    [Fact(Timeout = 30_000)]
+    [Fact(Timeout = 60_000)]
     public async Task Groups_on_the_command_line_decide_which_guests_reach_each_other()
     {
         using var directory = new TempDirectory();
@@ -26,10 +26,12 @@ public sealed class VsockVmServerSiblingTests
         Task[] running = [.. config.Vms.Select(vm => server.RunAsync(vm, NullLoggerFactory.Instance, stop.Token))];
         try
         {
+            var registrationDeadline = DateTime.UtcNow.AddSeconds(30);
             while (server.Siblings!.Cids.Count < config.Vms.Length)
             {
                 Assert.DoesNotContain(running, task => task.IsFaulted);
-                await Task.Delay(20, TestContext.Current.CancellationToken);
+                Assert.True(DateTime.UtcNow < registrationDeadline, $"only {server.Siblings.Cids.Count} of {config.Vms.Length} VMs registered in 30 s");
+                await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by registrationDeadline
             }
 
             foreach (VmConfig from in config.Vms)

@@ -129,8 +129,9 @@ public sealed class SiblingResetTests
             }
 
             // Everyone floods everyone; nobody reads, so routes and credit fill up; then one side dies.
+            long aSent = a.Siblings.BytesSent, bSent = b.Siblings.BytesSent;
             Task[] floods = [.. sockets.Select(entry => entry.Socket.SendAsync(new byte[4 * 1024 * 1024], Token))];
-            await Task.Delay(50, Token);
+            await Harness.WaitUntil(() => a.Siblings.BytesSent > aSent && b.Siblings.BytesSent > bSent, what: "traffic flowing both ways before the kill");
             SiblingVm victim = round % 2 == 0 ? b : a;
             SiblingVm survivor = victim == b ? a : b;
             victim.Kill();

@@ -86,7 +86,9 @@ public sealed class HybridVsockListenerTests : IDisposable
         foreach (byte b in "CoNnEcT  77 \r\n"u8.ToArray())
         {
             await host.SendAsync(new[] { b });
-            await Task.Delay(5, Ct);
+
+            // The listener read this byte on its own before the next is written: the line really arrives in pieces.
+            Assert.True(await UnixTestSockets.EventuallyAsync(() => UnixTestSockets.UnreadByPeer(host) == 0), "the listener did not read the byte");
         }
 
         using HostConnectRequest request = await TakeAsync(listener);
@@ -137,16 +139,29 @@ public sealed class HybridVsockListenerTests : IDisposable
         Assert.True(await UnixTestSockets.EventuallyAsync(() => listener.Counters.PendingHandshakes == 0));
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task A_trickling_peer_is_cut_off_by_the_total_deadline_not_an_idle_timer()
     {
-        await using HybridVsockListener listener = StartListener(handshakeTimeout: TimeSpan.FromMilliseconds(400));
+        // One byte every 40 ms against a 1 s handshake timeout: an idle timer would never fire (every gap is far
+        // below it), only a total deadline does. The 31-byte line (under the 32-byte limit) would take over 1.2 s.
+        var handshakeTimeout = TimeSpan.FromSeconds(1);
+        var pace = TimeSpan.FromMilliseconds(40);
+        await using HybridVsockListener listener = StartListener(handshakeTimeout: handshakeTimeout);
         using Socket host = await UnixTestSockets.ConnectAsync(listener.Path);
         var watch = Stopwatch.StartNew();
-        byte[] slow = "CONNECT           "u8.ToArray();
+        byte[] slow = Encoding.ASCII.GetBytes("CONNECT".PadRight(31));
+        Assert.True(slow.Length < ConnectCommandParser.MaxLineLength);
+        TimeSpan longestGap = TimeSpan.Zero;
+        TimeSpan lastSend = TimeSpan.Zero;
         bool closed = false;
         foreach (byte b in slow)
         {
+            if (listener.Counters.TimedOut == 1)
+            {
+                closed = true;
+                break;
+            }
+
             try
             {
                 await host.SendAsync(new[] { b });
@@ -157,17 +172,19 @@ public sealed class HybridVsockListenerTests : IDisposable
                 break;
             }
 
-            await Task.Delay(100, Ct);
-            if (listener.Counters.TimedOut == 1)
-            {
-                closed = true;
-                break;
-            }
+            TimeSpan now = watch.Elapsed;
+            longestGap = now - lastSend > longestGap ? now - lastSend : longestGap;
+            lastSend = now;
+            await Task.Delay(pace, Ct); // pacing, far below the handshake timeout
         }
 
-        Assert.True(closed || await UnixTestSockets.EventuallyAsync(() => listener.Counters.TimedOut == 1, 1000));
-        Assert.InRange(watch.ElapsedMilliseconds, 300, 3000);
+        Assert.True(closed || await UnixTestSockets.EventuallyAsync(() => listener.Counters.TimedOut == 1), "the trickling peer was never cut off");
         Assert.Equal(1, listener.Counters.TimedOut);
+
+        // Not before the deadline (timer granularity allowed); and while the peer was sending, so no idle timer could
+        // have fired: if the machine stalled the sender for a whole timeout the run proves nothing and says so.
+        Assert.True(watch.Elapsed >= handshakeTimeout - TimeSpan.FromMilliseconds(100), $"cut off after {watch.ElapsedMilliseconds} ms");
+        Assert.True(longestGap < handshakeTimeout, $"inconclusive: the sender stalled {longestGap.TotalMilliseconds} ms (machine overloaded), an idle timer could have fired");
     }
 
     [Fact(Timeout = 10_000)]

@@ -14,7 +14,7 @@ public sealed class UnixPortConnectorTests : IDisposable
 
     public void Dispose() => _sockets.Dispose();
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task Connects_to_uds_path_underscore_port_and_moves_data()
     {
         string uds = _sockets.NewPath("uds");
@@ -39,22 +39,20 @@ public sealed class UnixPortConnectorTests : IDisposable
         Assert.Equal("pong", Encoding.ASCII.GetString(buffer, 0, 4));
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task A_missing_socket_file_fails_synchronously_and_fast()
     {
         var connector = new UnixPortConnector(_sockets.NewPath("uds"));
-        var watch = Stopwatch.StartNew();
         ValueTask<UnixConnectResult> pending = connector.ConnectAsync(5, VsockType.Stream, Ct);
-        Assert.True(pending.IsCompleted);
+        Assert.True(pending.IsCompleted); // synchronously: no wait, no retry (no wall-clock bound: the box is loaded)
         UnixConnectResult result = await pending;
         Assert.Equal(UnixConnectStatus.NotFound, result.Status);
         Assert.Null(result.Socket);
         Assert.Equal(2, result.Errno);
-        Assert.True(watch.ElapsedMilliseconds < 200, $"{watch.ElapsedMilliseconds} ms");
         Assert.Equal(UnixConnectStatus.NotFound, connector.TryConnect(5, VsockType.SeqPacket).Status);
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task A_stale_socket_file_or_a_regular_file_is_refused()
     {
         string uds = _sockets.NewPath("uds");
@@ -65,7 +63,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         Assert.Equal(UnixConnectStatus.Refused, (await connector.ConnectAsync(7, VsockType.Stream, Ct)).Status);
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task A_listener_of_the_other_type_is_a_type_mismatch()
     {
         string uds = _sockets.NewPath("uds");
@@ -95,7 +93,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         return held;
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task A_listener_that_never_accepts_times_out_as_a_value_without_blocking_the_caller()
     {
         string uds = _sockets.NewPath("uds");
@@ -106,12 +104,15 @@ public sealed class UnixPortConnectorTests : IDisposable
         {
             var watch = Stopwatch.StartNew();
             ValueTask<UnixConnectResult> pending = connector.ConnectAsync(10, VsockType.Stream, Ct);
+
+            // The call returned before its outcome (it would be complete had it blocked the caller through the retries).
             Assert.False(pending.IsCompleted);
-            Assert.True(watch.ElapsedMilliseconds < 250, "the call itself must return at once");
             UnixConnectResult result = await pending;
             Assert.Equal(UnixConnectStatus.TimedOut, result.Status);
             Assert.Null(result.Socket);
-            Assert.InRange(watch.ElapsedMilliseconds, 250, 1500);
+
+            // Not before its 300 ms timeout (timer granularity allowed); the upper bound only says "it ended", generous for a loaded box.
+            Assert.InRange(watch.ElapsedMilliseconds, 250, 20_000);
         }
         finally
         {
@@ -119,17 +120,18 @@ public sealed class UnixPortConnectorTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task A_full_backlog_that_drains_in_time_connects()
     {
         string uds = _sockets.NewPath("uds");
-        var connector = new UnixPortConnector(uds, TimeSpan.FromSeconds(3));
+        var connector = new UnixPortConnector(uds, TimeSpan.FromSeconds(20));
         using Socket slow = UnixTestSockets.Listen(connector.GetPath(11), backlog: 0);
         List<Socket> held = FillBacklog(connector, 11);
         try
         {
+            // The backlog is full: the connect is pending (retrying), not done; then the backlog drains.
             ValueTask<UnixConnectResult> pending = connector.ConnectAsync(11, VsockType.Stream, Ct);
-            await Task.Delay(150, Ct);
+            Assert.False(pending.IsCompleted);
             using Socket first = await slow.AcceptAsync(Ct);
             UnixConnectResult result = await pending;
             Assert.Equal(UnixConnectStatus.Connected, result.Status);
@@ -141,11 +143,11 @@ public sealed class UnixPortConnectorTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task Cancellation_ends_the_retries_with_a_value()
     {
         string uds = _sockets.NewPath("uds");
-        var connector = new UnixPortConnector(uds, TimeSpan.FromSeconds(5));
+        var connector = new UnixPortConnector(uds, TimeSpan.FromMinutes(5));
         using Socket neverAccepts = UnixTestSockets.Listen(connector.GetPath(12), backlog: 0);
         List<Socket> held = FillBacklog(connector, 12);
         try
@@ -154,7 +156,7 @@ public sealed class UnixPortConnectorTests : IDisposable
             var watch = Stopwatch.StartNew();
             UnixConnectResult result = await connector.ConnectAsync(12, VsockType.Stream, cts.Token);
             Assert.Equal(UnixConnectStatus.Canceled, result.Status);
-            Assert.True(watch.ElapsedMilliseconds < 2000);
+            Assert.True(watch.ElapsedMilliseconds < 30_000, $"{watch.ElapsedMilliseconds} ms: cancellation, not the 5-minute connect timeout, ended it");
             Assert.Equal(UnixConnectStatus.Canceled, (await connector.ConnectAsync(12, VsockType.Stream, cts.Token)).Status);
         }
         finally
@@ -163,7 +165,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task SeqPacket_connects_with_a_seqpacket_socket_and_keeps_message_boundaries()
     {
         string uds = _sockets.NewPath("uds");
@@ -222,7 +224,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         Assert.Equal(TimeSpan.FromSeconds(1), new UnixPortConnector(_sockets.NewPath()).ConnectTimeout);
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 45_000)]
     public async Task An_unknown_socket_type_is_a_failure_value()
     {
         var connector = new UnixPortConnector(_sockets.NewPath("uds"));

@@ -11,6 +11,28 @@ public sealed class UnixReadinessPollerTests : IDisposable
 
     public void Dispose() => _sockets.Dispose();
 
+    /// <summary>
+    /// A sentinel: a second registration on <paramref name="poller"/> is made readable and its event awaited. The
+    /// poller has then waited for readiness after everything requested before, so an event it owed (or wrongly made)
+    /// for an earlier request would have been delivered by now.
+    /// </summary>
+    private async Task PollerRoundAsync(UnixReadinessPoller poller)
+    {
+        (Socket host, Socket device) = await _sockets.PairAsync();
+        using (host)
+        using (device)
+        {
+            var recorder = new Recorder();
+            Assert.True(poller.TryRegister(device, recorder.On, out UnixPollRegistration? registration).IsOk);
+            using (registration)
+            {
+                Assert.True(registration!.RequestReadable().IsOk);
+                await host.SendAsync("s"u8.ToArray(), Ct);
+                Assert.Equal(UnixReadiness.Readable, await recorder.NextAsync(0));
+            }
+        }
+    }
+
     private sealed class Recorder
     {
         private readonly object _lock = new();
@@ -37,7 +59,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
             }
         }
 
-        public async Task<UnixReadiness> NextAsync(int index, int timeoutMs = 5000)
+        public async Task<UnixReadiness> NextAsync(int index, int timeoutMs = 20_000)
         {
             long until = Environment.TickCount64 + timeoutMs;
             while (true)
@@ -65,7 +87,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 30_000)]
     public async Task Readable_fires_once_when_data_arrives()
     {
         using var poller = new UnixReadinessPoller();
@@ -78,14 +100,14 @@ public sealed class UnixReadinessPollerTests : IDisposable
             using (registration)
             {
                 Assert.True(registration!.RequestReadable().IsOk);
-                await Task.Delay(100, Ct);
+                await PollerRoundAsync(poller);
                 Assert.Empty(recorder.Events);
 
                 await host.SendAsync("x"u8.ToArray(), Ct);
                 Assert.Equal(UnixReadiness.Readable, await recorder.NextAsync(0));
 
                 // One-shot: data still unread, but no second callback without a new request.
-                await Task.Delay(100, Ct);
+                await PollerRoundAsync(poller);
                 Assert.Single(recorder.Events);
                 Assert.Equal(UnixReadiness.None, registration.Pending);
 
@@ -98,7 +120,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 30_000)]
     public async Task Writable_fires_when_a_full_socket_drains()
     {
         using var poller = new UnixReadinessPoller();
@@ -120,7 +142,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
 
                 Assert.Equal(UnixIoStatus.WouldBlock, result.Status);
                 registration!.RequestWritable();
-                await Task.Delay(150, Ct);
+                await PollerRoundAsync(poller);
                 Assert.Empty(recorder.Events);
 
                 await UnixTestSockets.ReadExactlyOrEofAsync(host, (int)sent);
@@ -130,7 +152,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 30_000)]
     public async Task Both_requests_are_delivered_separately_and_the_other_stays_armed()
     {
         using var poller = new UnixReadinessPoller();
@@ -154,7 +176,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 30_000)]
     public async Task Peer_close_wakes_a_readable_request()
     {
         using var poller = new UnixReadinessPoller();
@@ -173,7 +195,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 30_000)]
     public async Task A_throwing_callback_does_not_stop_the_poller_and_disposal_is_clean()
     {
         var poller = new UnixReadinessPoller();
@@ -184,12 +206,17 @@ public sealed class UnixReadinessPollerTests : IDisposable
         using (host2)
         using (device2)
         {
-            Assert.True(poller.TryRegister(device1, _ => throw new InvalidOperationException("boom"), out UnixPollRegistration? bad).IsOk);
+            int badCalls = 0;
+            Assert.True(poller.TryRegister(device1, _ =>
+            {
+                Interlocked.Increment(ref badCalls);
+                throw new InvalidOperationException("boom");
+            }, out UnixPollRegistration? bad).IsOk);
             var recorder = new Recorder();
             Assert.True(poller.TryRegister(device2, recorder.On, out UnixPollRegistration? good).IsOk);
             bad!.RequestReadable();
             await host1.SendAsync("a"u8.ToArray(), Ct);
-            await Task.Delay(50, Ct);
+            await Harness.WaitUntil(() => Volatile.Read(ref badCalls) == 1, what: "the throwing callback ran");
             good!.RequestReadable();
             await host2.SendAsync("b"u8.ToArray(), Ct);
             Assert.Equal(UnixReadiness.Readable, await recorder.NextAsync(0));
@@ -207,7 +234,7 @@ public sealed class UnixReadinessPollerTests : IDisposable
         }
     }
 
-    [Fact(Timeout = 10_000)]
+    [Fact(Timeout = 30_000)]
     public async Task A_disposed_socket_cannot_be_registered()
     {
         using var poller = new UnixReadinessPoller();

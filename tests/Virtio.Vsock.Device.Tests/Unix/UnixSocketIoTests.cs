@@ -131,7 +131,19 @@ public sealed class UnixSocketIoTests : IDisposable
         using (device)
         {
             ValueTask<UnixIoResult> wait = UnixSocketIo.WaitReadableAsync(device, Ct);
-            await Task.Delay(50, Ct);
+            Assert.False(wait.IsCompleted);
+
+            // Sentinel: a wait on another pair, started after and given data, completes; the runtime's socket engine
+            // has then polled for readiness after the first wait was registered, and the first still waits.
+            (Socket sentinelHost, Socket sentinelDevice) = await _sockets.PairAsync();
+            using (sentinelHost)
+            using (sentinelDevice)
+            {
+                ValueTask<UnixIoResult> sentinel = UnixSocketIo.WaitReadableAsync(sentinelDevice, Ct);
+                await sentinelHost.SendAsync("s"u8.ToArray(), Ct);
+                Assert.True((await sentinel).IsOk);
+            }
+
             Assert.False(wait.IsCompleted);
             await host.SendAsync("abc"u8.ToArray(), Ct);
             Assert.True((await wait).IsOk);

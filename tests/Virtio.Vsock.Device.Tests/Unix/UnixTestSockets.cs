@@ -6,7 +6,7 @@ namespace Virtio.Vsock.Device.Tests.Unix;
 /// Test helpers: a short-lived temp directory for socket files (short paths: sun_path is 108 bytes)
 /// and connected Unix socket pairs made through a throwaway listener. Never touches AF_VSOCK.
 /// </summary>
-internal sealed class UnixTestSockets : IDisposable
+internal sealed partial class UnixTestSockets : IDisposable
 {
     private int _next;
 
@@ -49,7 +49,7 @@ internal sealed class UnixTestSockets : IDisposable
     /// </summary>
     public static async Task<Socket> ConnectAsync(string path, SocketType type = SocketType.Stream)
     {
-        long until = Environment.TickCount64 + 5000;
+        long until = Environment.TickCount64 + 20_000; // a generous deadline for the listener to come up
         while (true)
         {
             Socket client = NewSocket(type);
@@ -135,8 +135,22 @@ internal sealed class UnixTestSockets : IDisposable
         return result.ToArray();
     }
 
+    /// <summary>
+    /// Bytes written on <paramref name="socket"/> that its peer has not read yet (<c>SIOCOUTQ</c>): lets a test wait
+    /// until the peer consumed a write instead of sleeping and hoping it did.
+    /// </summary>
+    public static int UnreadByPeer(Socket socket)
+    {
+        int result = IoctlInt((int)socket.SafeHandle.DangerousGetHandle(), 0x5411 /* SIOCOUTQ */, out int value);
+        Assert.True(result == 0, $"ioctl(SIOCOUTQ) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        return value;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int IoctlInt(int fd, ulong request, out int value);
+
     /// <summary>Polls <paramref name="condition"/> until true or the deadline.</summary>
-    public static async Task<bool> EventuallyAsync(Func<bool> condition, int timeoutMs = 5000)
+    public static async Task<bool> EventuallyAsync(Func<bool> condition, int timeoutMs = 20_000)
     {
         long until = Environment.TickCount64 + timeoutMs;
         while (!condition())
@@ -146,7 +160,7 @@ internal sealed class UnixTestSockets : IDisposable
                 return false;
             }
 
-            await Task.Delay(10);
+            await Task.Delay(10); // a poll interval, bounded by the deadline above
         }
 
         return true;

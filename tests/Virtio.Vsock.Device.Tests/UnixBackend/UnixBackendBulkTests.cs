@@ -32,8 +32,10 @@ public sealed class UnixBackendBulkTests
 
         // Guest to host; the host reader starts late and pauses midway, so the guest stalls on credit.
         var watch = Stopwatch.StartNew();
-        Task<(long, uint)> hostReceives = Task.Run(() => ReceiveWithPausesAsync(m => host.ReceiveAsync(m, SocketFlags.None, Token).AsTask()), Token);
-        uint guestCrc = await Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21);
+        Task<(long, uint)> hostReceives = Task.Run(() => ReceiveWithPausesAsync(
+            m => host.ReceiveAsync(m, SocketFlags.None, Token).AsTask(),
+            () => seen => h.Device.Metrics.TxBytes - seen >= h.DeviceOptions.BufferSize), Token); // a buf_alloc's worth backlogged host-side
+        uint guestCrc = await SendUnlessReaderFailed(Helpers.SendPattern(m => guest.SendAsync(m, Token), Size, 21), hostReceives);
         guest.Shutdown(ShutdownFlags.Send);
         (long hostCount, uint hostReceivedCrc) = await hostReceives;
         long guestToHostMs = watch.ElapsedMilliseconds;
@@ -42,8 +44,12 @@ public sealed class UnixBackendBulkTests
 
         // Host to guest (after the guest's half-close); the guest reader starts late and pauses midway.
         watch.Restart();
-        Task<(long, uint)> guestReceives = Task.Run(() => ReceiveWithPausesAsync(m => guest.ReceiveAsync(m, Token)), Token);
-        uint hostCrc = await Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22);
+        Task<(long, uint)> guestReceives = Task.Run(() => ReceiveWithPausesAsync(
+            m => guest.ReceiveAsync(m, Token),
+            // The guest's buffer is full to within the device's minimum chunk (4 KiB): the device stalls on credit.
+            // A state, not an event counted from a baseline, so it cannot be missed however late the reader starts.
+            () => _ => guest.BufferedReceiveBytes > guest.BufAlloc - 4096), Token);
+        uint hostCrc = await SendUnlessReaderFailed(Helpers.SendPattern(async m => await host.SendAsync(m, SocketFlags.None, Token), Size, 22), guestReceives);
         host.Shutdown(SocketShutdown.Send);
         (long guestCount, uint guestReceivedCrc) = await guestReceives;
         long hostToGuestMs = watch.ElapsedMilliseconds;
@@ -57,21 +63,38 @@ public sealed class UnixBackendBulkTests
         Assert.False(guest.WasReset);
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"{txLayout}/{rxLayout}: {Size >> 20} MiB guest->host in {guestToHostMs} ms, host->guest in {hostToGuestMs} ms " +
-            $"(each incl. 400 ms of reader pauses); credit stalls {h.Device.Metrics.CreditStalls}, credit updates {h.Device.Metrics.CreditUpdatesSent}");
+            $"(each incl. two reader pauses until the writer was held back); credit stalls {h.Device.Metrics.CreditStalls}, credit updates {h.Device.Metrics.CreditUpdatesSent}");
     }
 
-    /// <summary>Reads to end of stream with a CRC, starting 200 ms late and pausing 200 ms halfway.</summary>
-    private static async Task<(long Count, uint Crc)> ReceiveWithPausesAsync(Func<Memory<byte>, Task<int>> read)
+    /// <summary>The sender's result; if the reader fails first (a pause condition missed its deadline), its error.</summary>
+    private static async Task<uint> SendUnlessReaderFailed(Task<uint> send, Task reader)
     {
-        await Task.Delay(200, Token);
+        if (await Task.WhenAny(send, reader) == reader && reader.IsFaulted)
+        {
+            await reader;
+        }
+
+        return await send;
+    }
+
+    /// <summary>
+    /// Reads to end of stream with a CRC, starting late and pausing halfway: each pause lasts until
+    /// the condition <paramref name="pauseUntil"/> makes at its start (given the bytes read so far) says backpressure reached the writer, so the
+    /// transfer really stalls on credit however fast or slow the machine is.
+    /// </summary>
+    private static async Task<(long Count, uint Crc)> ReceiveWithPausesAsync(Func<Memory<byte>, Task<int>> read, Func<Func<long, bool>> pauseUntil)
+    {
         long seen = 0;
+        Func<long, bool> writerHeldBack = pauseUntil();
+        await Harness.WaitUntil(() => writerHeldBack(seen), what: "writer held back before the reader starts");
         bool paused = false;
         return await Helpers.ReceiveAndHash(async m =>
         {
             if (!paused && seen > Size / 2)
             {
                 paused = true;
-                await Task.Delay(200, Token);
+                writerHeldBack = pauseUntil();
+                await Harness.WaitUntil(() => writerHeldBack(seen), what: "writer held back during the reader's pause");
             }
 
             int n = await read(m);
