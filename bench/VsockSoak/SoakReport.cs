@@ -31,6 +31,18 @@ internal sealed class SoakReport
 
     public required long DeviceFaults { get; init; }
 
+    /// <summary>The fds open at the end that were not open at the start (what a leak is).</summary>
+    public required IReadOnlyList<string> NewFds { get; init; }
+
+    /// <summary>Exceptions from host endpoints that the device contained (each reset its connection).</summary>
+    public required long EndpointFaults { get; init; }
+
+    /// <summary>Error and warning messages the device wrote to Trace (contained faults).</summary>
+    public required int TraceMessages { get; init; }
+
+    /// <summary>The first of those messages.</summary>
+    public required IReadOnlyCollection<string> TraceSamples { get; init; }
+
     /// <summary>Each end condition and whether it held.</summary>
     public IReadOnlyList<(string Condition, bool Held)> Conditions =>
     [
@@ -73,6 +85,17 @@ internal sealed class SoakReport
             text.AppendLine(CultureInfo.InvariantCulture, $"  failure: {note}");
         }
 
+        text.AppendLine(CultureInfo.InvariantCulture, $"device: endpoint faults {EndpointFaults}, trace messages {TraceMessages}");
+        foreach (string message in TraceSamples)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  trace: {message}");
+        }
+
+        foreach (string fd in NewFds)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  new fd since start: {fd}");
+        }
+
         text.Append(Passed ? "SOAK PASSED" : "SOAK FAILED");
         return text.ToString();
     }
@@ -99,6 +122,10 @@ internal sealed class SoakReport
         ["deviceFaults"] = DeviceFaults,
         ["failedConditions"] = Conditions.Where(c => !c.Held).Select(c => c.Condition).ToArray(),
         ["failureNotes"] = Tally.FailureNotes.ToArray(),
+        ["newFds"] = NewFds.ToArray(),
+        ["endpointFaults"] = EndpointFaults,
+        ["traceMessages"] = TraceMessages,
+        ["traceSamples"] = TraceSamples.ToArray(),
     });
 
     private static Dictionary<string, long> Figures(ResourceSnapshot s) => new()

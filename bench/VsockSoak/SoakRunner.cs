@@ -16,6 +16,8 @@ internal static class SoakRunner
 
     public static async Task<SoakReport> RunAsync(SoakOptions options, TextWriter log)
     {
+        var trace = new TraceCapture();
+        Trace.Listeners.Add(trace);
         await using var rig = new SoakRig(options);
         var live = new ConcurrentDictionary<long, LiveConnection>();
         Memory<byte>[][] buffers = Enumerable.Range(0, options.Connections)
@@ -25,11 +27,28 @@ internal static class SoakRunner
         // Warm-up (not counted): JIT, the socket engine's epoll threads and pools exist before the start figures.
         var warmTally = new SoakTally();
         var warm = new ConnectionScenario(rig, warmTally, options, live);
-        for (int i = 0; i < CloseModes.Count * 2; i++)
+        // Every direction and close mode once, then again around a reconnect (its paths load code and assemblies too).
+        int warmers = Math.Min(options.Connections, CloseModes.Count * 2);
+        for (int round = 0; round < 2; round++)
         {
-            await warm.RunAsync(0, ++nextId, i % 2 == 0, (CloseMode)(i / 2), new Random(i), buffers[0]).ConfigureAwait(false);
+            Task[] warming = Enumerable.Range(0, warmers)
+                .Select(i => warm.RunAsync(i, Interlocked.Increment(ref nextId), i % 2 == 0, (CloseMode)(i / 2 % CloseModes.Count), new Random(i), buffers[i]))
+                .ToArray();
+            if (round == 1)
+            {
+                await Task.Delay(200).ConfigureAwait(false);
+                rig.Reconnect();
+                foreach (LiveConnection connection in live.Values)
+                {
+                    connection.OnReconnect(options.ReconnectGrace);
+                }
+            }
+
+            await Task.WhenAll(warming).ConfigureAwait(false);
         }
 
+        // An assembly the socket stack loads on its first error paths keeps an fd on its file: load it now.
+        _ = typeof(System.Net.Dns).Assembly.GetName();
         if (warmTally.Stuck + warmTally.OrderlyFailures + warmTally.Corrupted + warmTally.ConnectFailures > 0)
         {
             log.WriteLine("warm-up failures: " + string.Join(" | ", warmTally.FailureNotes));
@@ -38,6 +57,7 @@ internal static class SoakRunner
         await WaitForAsync(() => rig.Device.ConnectionCount == 0 && rig.Guest.SocketCount == 0, SettleDeadline).ConfigureAwait(false);
         Settle();
         ResourceSnapshot start = ResourceSnapshot.Take(rig.Device);
+        FdInventory startFds = FdInventory.Take();
         ResourceSnapshot peak = start;
         log.WriteLine($"start: {start}");
 
@@ -133,6 +153,7 @@ internal static class SoakRunner
         await samplerStop.CancelAsync().ConfigureAwait(false);
         await sampler.ConfigureAwait(false);
         peak = peak.Max(end);
+        IReadOnlyList<string> newFds = FdInventory.Take().DescribeNewSince(startFds);
         return new SoakReport
         {
             Start = start,
@@ -144,6 +165,10 @@ internal static class SoakRunner
             GuestSocketsLeft = rig.Guest.SocketCount,
             OutstandingTxChains = rig.Guest.OutstandingTxChains,
             DeviceFaults = rig.Device.Metrics.DeviceFaults,
+            NewFds = newFds,
+            EndpointFaults = rig.Device.Metrics.EndpointFaults,
+            TraceMessages = trace.Count,
+            TraceSamples = trace.Messages,
         };
     }
 
