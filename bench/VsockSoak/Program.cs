@@ -11,6 +11,12 @@ if (options is null)
     return 2;
 }
 
+if (Environment.GetEnvironmentVariable("VSOCK_SOAK_TRACE_LOADS") == "1")
+{
+    AppDomain.CurrentDomain.AssemblyLoad += (_, e) =>
+        Console.Error.WriteLine($"assembly load: {e.LoadedAssembly.GetName().Name}\n{new System.Diagnostics.StackTrace(false)}");
+}
+
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"VsockSoak: pid {Environment.ProcessId}, in process (VsockDevice + UnixSocketBackend + simulated Linux driver), {options.Connections} connections, {options.Duration.TotalSeconds:F0} s, reconnect every {options.ReconnectEvery.TotalSeconds:F0} s, max size {options.MaxSize}, seed {options.Seed}"));
 SoakReport report = await SoakRunner.RunAsync(options, Console.Out);

@@ -47,8 +47,12 @@ internal static class SoakRunner
             await Task.WhenAll(warming).ConfigureAwait(false);
         }
 
-        // An assembly the socket stack loads on its first error paths keeps an fd on its file: load it now.
+        // Assemblies the socket stack loads on its first error paths keep an fd on their files: load them now.
+        // A socket receive that fails at once captures a stack trace with source lines; the first one loads the
+        // symbol reader (System.Reflection.Metadata and friends, kept mapped) and opens our pdb, whenever it
+        // happens. Do it here, before the start figures, so that one-off load is not taken for a leak.
         _ = typeof(System.Net.Dns).Assembly.GetName();
+        _ = new StackTrace(fNeedFileInfo: true).ToString();
         if (warmTally.Stuck + warmTally.OrderlyFailures + warmTally.Corrupted + warmTally.ConnectFailures > 0)
         {
             log.WriteLine("warm-up failures: " + string.Join(" | ", warmTally.FailureNotes));
