@@ -10,12 +10,21 @@ namespace VhostUserVsock.Tests.RealGuest;
 /// must end (ECONNRESET or end of stream in the guest; the host sockets closed), new connections must work
 /// both ways, and the new daemon must not leak fds over a few connections.
 /// </summary>
+/// <remarks>
+/// <para><b>Explicit (not run by default): QEMU cannot do this today.</b> QEMU's vhost-user-vsock device has no
+/// reconnect support in any release (hw/virtio/vhost-user-vsock.c registers no chardev event handler, unlike
+/// vhost-user-blk / vhost-user-base), and with <c>reconnect=N</c> the chardev connects asynchronously, so the
+/// device's realize finds it unconnected and QEMU 7.2 (Debian 12) exits at start with "Failed to set msg fds.
+/// vhost_backend_init failed: Protocol error" while the daemon is listening. The test keeps the whole
+/// scenario so it can run (<c>dotnet test ... -- xUnit.Explicit=only</c>) against a QEMU that gains vsock
+/// reconnect; until then it fails at its first step with that message.</para>
+/// </remarks>
 [Collection(RealGuestCollection.Name)]
 public sealed class DaemonRestartTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan CloseLimit = TimeSpan.FromSeconds(10);
 
-    [Fact]
+    [Fact(Explicit = true)]
     public async Task Daemon_killed_and_restarted_under_a_running_guest_ends_old_connections_and_serves_new_ones()
     {
         var image = RealGuestEnvironment.Require(GuestSuite.Bookworm);
@@ -64,7 +73,17 @@ public sealed class DaemonRestartTests(ITestOutputHelper output)
         });
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(TimeSpan.FromSeconds(200));
-        var ready = await guest.Ready.WaitAsync(GuestRun.ReadyTimeout, cts.Token);
+        GuestReadyInfo ready;
+        try
+        {
+            ready = await guest.Ready.WaitAsync(GuestRun.ReadyTimeout, cts.Token);
+        }
+        catch (InvalidOperationException e) when (guest.QemuOutput.Contains("vhost_backend_init failed", StringComparison.Ordinal))
+        {
+            Assert.Fail($"this QEMU cannot start vhost-user-vsock with reconnect=1 on its chardev (no vsock reconnect support):\n{e.Message}");
+            throw;
+        }
+
         Assert.True(ready.VsockDevice && ready.Cid == 3, $"no vsock device or wrong CID.\n{guest.Describe()}\n{GuestRun.DaemonTail(first, 100)}");
         output.WriteLine($"ready after {guest.BootTime?.TotalSeconds:0.0} s, kernel {ready.Kernel}, QEMU: {guest.CommandLine}");
 
