@@ -18,7 +18,7 @@ namespace Virtio.Vsock.Testing;
 /// <para>RX buffers are <see cref="GuestSimulatorOptions.RxBufferSize"/> (4096) bytes of payload after the 44-byte
 /// header, in one descriptor or two; TX packets use <see cref="GuestSimulatorOptions.TxLayout"/>.</para>
 /// </remarks>
-public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
+public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
 {
     private const ulong MemoryBase = 0x1000_0000;
     private const int MaxLog = 100_000;
@@ -50,6 +50,7 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
     private volatile bool _stopping;
     private volatile bool _rxPaused;
     private int _transportResets;
+    private int _reattachments;
 
     /// <summary>Creates the simulator (guest memory and queues); <see cref="Attach"/> connects it to a device.</summary>
     /// <param name="options">Options, or null for defaults.</param>
@@ -148,9 +149,7 @@ public sealed class GuestSimulator : IVsockDeviceNotifier, IDisposable
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
-        ulong features = VsockFeatures.Version1 | VsockFeatures.Stream | VsockFeatures.IndirectDescriptors
-            | (Options.EventIdx ? VsockFeatures.EventIndex : 0) | (Options.SeqPacket ? VsockFeatures.SeqPacket : 0);
-        device.SetFeatures(features);
+        device.SetFeatures(DriverFeatures);
         device.SetMemory(_memory);
         lock (Sync)
         {

@@ -192,7 +192,8 @@ public sealed class QemuGuest : IAsyncDisposable
         {
             args.AddRange(
             [
-                "-chardev", $"socket,id=vsock0,path={EscapeOption(socket)}",
+                "-chardev", $"socket,id=vsock0,path={EscapeOption(socket)}"
+                    + (options.VhostUserReconnectSeconds is int reconnect ? FormattableString.Invariant($",reconnect={reconnect}") : string.Empty),
                 "-device", $"{options.VsockDevice},chardev=vsock0",
             ]);
         }

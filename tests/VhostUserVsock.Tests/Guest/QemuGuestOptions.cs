@@ -10,6 +10,12 @@ public sealed record QemuGuestOptions
     /// </summary>
     public string? VhostUserSocketPath { get; init; }
 
+    /// <summary>
+    /// Seconds between QEMU's attempts to reconnect the vhost-user chardev when the backend goes away
+    /// (<c>reconnect=N</c>, QEMU 7.2; QEMU 9.2+ also has <c>reconnect-ms</c>). Null: no reconnect.
+    /// </summary>
+    public int? VhostUserReconnectSeconds { get; init; }
+
     /// <summary>The QEMU device: vhost-user-vsock-pci (default) or -pci-non-transitional.</summary>
     public string VsockDevice { get; init; } = "vhost-user-vsock-pci";
 

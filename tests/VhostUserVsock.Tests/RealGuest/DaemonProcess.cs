@@ -25,6 +25,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
+    private bool _ownsDirectory = true;
 
     private DaemonProcess(Process process, string directory, string socketPath, string udsPath, ulong guestCid)
     {
@@ -94,17 +95,23 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     /// <param name="logLevel">The daemon's <c>--log-level</c>.</param>
     /// <param name="extraArguments">More daemon arguments (e.g. <c>--tx-buffer-size</c>).</param>
     /// <param name="cancellationToken">Cancels the wait (the daemon is killed).</param>
+    /// <param name="directory">
+    /// Use this folder for the sockets (a restarted daemon takes over the paths of a dead one); the caller
+    /// owns and deletes it. Null: a fresh temporary folder, deleted on dispose.
+    /// </param>
     public static async Task<DaemonProcess> StartAsync(
         ulong guestCid = 3,
         TimeSpan? startTimeout = null,
         string logLevel = "information",
         IEnumerable<string>? extraArguments = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        string? directory = null)
     {
         var dll = Locate() ?? throw new InvalidOperationException(
             $"the daemon is not built: no {DaemonFileName} in {AppContext.BaseDirectory} (the test project references src/vhost-user-vsock, so a build of the tests copies it there)");
         // short: socket paths must stay under 108 bytes
-        var directory = System.IO.Directory.CreateTempSubdirectory("vuvg-").FullName;
+        bool ownsDirectory = directory is null;
+        directory ??= System.IO.Directory.CreateTempSubdirectory("vuvg-").FullName;
         var socketPath = Path.Join(directory, "vhost-user.sock");
         var udsPath = Path.Join(directory, "vsock.sock");
         var start = new ProcessStartInfo(DotnetHost())
@@ -120,7 +127,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
             start.ArgumentList.Add(arg);
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var daemon = new DaemonProcess(process, directory, socketPath, udsPath, guestCid);
+        var daemon = new DaemonProcess(process, directory, socketPath, udsPath, guestCid) { _ownsDirectory = ownsDirectory };
         process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
         process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);
         process.Exited += (_, _) => daemon._exited.TrySetResult();
@@ -131,7 +138,8 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         catch
         {
             process.Dispose();
-            TryDeleteDirectory(directory);
+            if (ownsDirectory)
+                TryDeleteDirectory(directory);
             throw;
         }
         process.BeginOutputReadLine();
@@ -156,6 +164,31 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     {
         if (HasExited)
             throw new InvalidOperationException($"the daemon exited {when} (exit code {_process.ExitCode}).\n{Describe()}");
+    }
+
+    /// <summary>Kills the daemon with SIGKILL (no cleanup runs: its socket files stay) and waits until it is gone.</summary>
+    public async Task KillAsync(TimeSpan wait)
+    {
+        if (!HasExited)
+            _ = SendSignal(_process.Id, SigKill);
+        await _exited.Task.WaitAsync(wait).ConfigureAwait(false);
+    }
+
+    /// <summary>The number of fds the daemon has open now (entries of /proc/PID/fd).</summary>
+    public int OpenFdCount() => System.IO.Directory.GetFileSystemEntries($"/proc/{_process.Id}/fd").Length;
+
+    /// <summary>Waits until the daemon's log contains <paramref name="text"/>; false at the deadline.</summary>
+    public async Task<bool> WaitForLogAsync(string text, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!Log.Contains(text, StringComparison.Ordinal))
+        {
+            if (watch.Elapsed > timeout || HasExited)
+                return false;
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+
+        return true;
     }
 
     /// <summary>A description for assertion messages: command, state and the log.</summary>
@@ -193,7 +226,8 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         finally
         {
             _process.Dispose();
-            TryDeleteDirectory(Directory);
+            if (_ownsDirectory)
+                TryDeleteDirectory(Directory);
         }
     }
 
@@ -250,6 +284,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     }
 
     private const int SigTerm = 15;
+    private const int SigKill = 9;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SendSignal(int processId, int signal);
