@@ -19,7 +19,7 @@ namespace Virtio.Vsock.Device;
 /// <see cref="Accept"/>, <see cref="Refuse"/> and the <see cref="IVsockEndpointEvents"/> methods.</para>
 /// <para><b>Does not:</b> parse chains or touch queues (the device does), or find connections (the muxer does).</para>
 /// </remarks>
-internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpointEvents, ISignalSource
+internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsockEndpointEvents, ISignalSource
 {
     private const int SignalReadable = 1;
     private const int SignalWritable = 2;

@@ -481,6 +481,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             }
             else
             {
+                _tap?.OnPacket(_txPacket, fromGuest: true);
                 _muxer.HandleTx(_txPacket, now);
             }
 
@@ -561,6 +562,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
 
             _rxHeld = false;
             Interlocked.Increment(ref Metrics.RxPacketsField);
+            _tap?.OnPacket(_rxPacket, fromGuest: false);
             queue.AddUsedDeferred(memory, _rxPacket.HeadIndex, length);
             used = true;
         }

@@ -72,6 +72,7 @@ public sealed partial class VsockVmServer : IVmServer
         };
         using var device = new VsockDevice(deviceOptions, hostSide, adapter);
         adapter.Attach(device);
+        using IDisposable metrics = VsockMeter.Register(device, () => hostSide.Counters);
 
         await using var server = new VhostUserServer(vm.SocketPath, adapter, logs.CreateLogger<VhostUserServer>());
         server.Start();
