@@ -79,6 +79,46 @@ public sealed class DaemonCommandLine
     /// <exception cref="ConfigurationException">The command line has errors or is unusable.</exception>
     public DaemonConfig ToConfig(ParseResult result)
     {
+        DaemonConfig config = VmsOf(result);
+        OperationsConfig operations = OperationsOf(result, config.Vms.Length);
+        return config with { Operations = operations };
+    }
+
+    private OperationsConfig OperationsOf(ParseResult result, int vmCount)
+    {
+        var operations = new OperationsConfig();
+        if (IsGiven(result, Options.Capture))
+        {
+            string path = result.GetValue(Options.Capture) ?? string.Empty;
+            if (path.Length == 0)
+            {
+                throw new ConfigurationException("--capture: the path is empty");
+            }
+
+            if (vmCount > 1 && !path.Contains(OperationsConfig.CidPlaceholder, StringComparison.Ordinal))
+            {
+                throw new ConfigurationException($"--capture: with {vmCount} VMs the path must contain {OperationsConfig.CidPlaceholder} (each VM writes its own file)");
+            }
+
+            operations = operations with { CapturePath = path };
+        }
+
+        if (IsGiven(result, Options.CaptureSnapLength))
+        {
+            string text = result.GetValue(Options.CaptureSnapLength) ?? string.Empty;
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int snap) || snap > OperationsConfig.DefaultSnapLength)
+            {
+                throw new ConfigurationException($"--capture-snaplen: '{ConfigText.OneLine(text)}' is not a number of bytes from 0 to {OperationsConfig.DefaultSnapLength}");
+            }
+
+            operations = operations with { CaptureSnapLength = snap };
+        }
+
+        return operations;
+    }
+
+    private DaemonConfig VmsOf(ParseResult result)
+    {
         ArgumentNullException.ThrowIfNull(result);
         if (result.Errors.Count > 0)
         {

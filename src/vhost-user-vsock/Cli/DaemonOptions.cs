@@ -90,6 +90,22 @@ public sealed class DaemonOptions
             + "[default: information]",
     };
 
+    /// <summary><c>--capture PATH</c>: pcap packet capture of every VM.</summary>
+    public Option<string> Capture { get; } = new("--capture")
+    {
+        HelpName = "PATH",
+        Description = "Write every packet crossing each VM's device to a pcap file (LINKTYPE_VSOCK, read by\n"
+            + "Wireshark and tshark), mode 0600. {cid} in PATH is replaced by the guest CID (required\n"
+            + "with several VMs).",
+    };
+
+    /// <summary><c>--capture-snaplen BYTES</c>.</summary>
+    public Option<string> CaptureSnapLength { get; } = new("--capture-snaplen")
+    {
+        HelpName = "BYTES",
+        Description = "Payload bytes kept per captured packet, 0 to 65536. [default: 65536]",
+    };
+
     /// <summary><c>--forward-cid</c>: rust-vmm's vsock forwarding backend, recognised only to be refused clearly.</summary>
     public Option<string> ForwardCid { get; } = new("--forward-cid") { Hidden = true };
 
@@ -109,5 +125,5 @@ public sealed class DaemonOptions
 
     /// <summary>Every option, in help order.</summary>
     public IReadOnlyList<Option> All =>
-        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, ForwardCid, ForwardListen];
+        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, ForwardCid, ForwardListen];
 }

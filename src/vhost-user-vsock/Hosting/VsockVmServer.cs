@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Vhost.User;
 using Virtio.Vsock.Device;
 using Virtio.Vsock.Device.Backends.Unix;
+using Virtio.Vsock.Device.Diagnostics.Capture;
 using Virtio.Vsock.Device.Siblings;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
@@ -73,6 +74,7 @@ public sealed partial class VsockVmServer : IVmServer
         using var device = new VsockDevice(deviceOptions, hostSide, adapter);
         adapter.Attach(device);
         using IDisposable metrics = VsockMeter.Register(device, () => hostSide.Counters);
+        using VmCapture? capture = VmCapture.Start(_config?.Operations, device, logger);
 
         await using var server = new VhostUserServer(vm.SocketPath, adapter, logs.CreateLogger<VhostUserServer>());
         server.Start();
