@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Vhost.User;
 using Virtio.Vsock.Device;
@@ -6,6 +7,7 @@ using Virtio.Vsock.Device.Diagnostics.Capture;
 using Virtio.Vsock.Device.Siblings;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Systemd;
 
 namespace VhostUserVsock.Hosting;
 
@@ -38,7 +40,7 @@ public sealed partial class VsockVmServer : IVmServer
     }
 
     /// <summary>Creates the server of a whole daemon: guests of VMs with a group in common reach each other by CID.</summary>
-    /// <param name="config">The daemon's configuration (every VM <see cref="RunAsync"/> will be called for).</param>
+    /// <param name="config">The daemon's configuration (every VM <see cref="RunAsync(VmConfig, ILoggerFactory, CancellationToken)"/> will be called for).</param>
     public VsockVmServer(DaemonConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -49,9 +51,16 @@ public sealed partial class VsockVmServer : IVmServer
     /// <summary>The CID map the VMs' devices join, or <see langword="null"/> when guests reach only the host.</summary>
     public VsockCidMap? Siblings => _siblings;
 
+    /// <summary>The sockets systemd passed (socket activation); a VM whose vhost-user socket is among them uses it.</summary>
+    public SocketActivation Activation { get; init; } = SocketActivation.None;
+
     /// <inheritdoc/>
-    public async Task RunAsync(VmConfig vm, ILoggerFactory logs, CancellationToken stop)
+    public Task RunAsync(VmConfig vm, ILoggerFactory logs, CancellationToken stop) => RunAsync(vm, logs, static () => { }, stop);
+
+    /// <inheritdoc/>
+    public async Task RunAsync(VmConfig vm, ILoggerFactory logs, Action listening, CancellationToken stop)
     {
+        ArgumentNullException.ThrowIfNull(listening);
         ArgumentNullException.ThrowIfNull(vm);
         ArgumentNullException.ThrowIfNull(logs);
         ILogger logger = logs.CreateLogger($"VhostUserVsock.Vm{vm.GuestCid}");
@@ -77,8 +86,19 @@ public sealed partial class VsockVmServer : IVmServer
         using VmCapture? capture = VmCapture.Start(_config?.Operations, device, logger);
 
         await using var server = new VhostUserServer(vm.SocketPath, adapter, logs.CreateLogger<VhostUserServer>());
-        server.Start();
+        Socket? activated = Activation.Take(vm.SocketPath);
+        if (activated is not null)
+        {
+            server.Start(activated);
+            LogActivated(logger, vm.GuestCid, vm.SocketPath);
+        }
+        else
+        {
+            server.Start();
+        }
+
         hostSide.Start();
+        listening();
         LogServing(logger, vm.GuestCid, vm.SocketPath, vm.UdsPath);
         if (_config is not null)
         {
@@ -101,6 +121,9 @@ public sealed partial class VsockVmServer : IVmServer
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "VM {GuestCid}: serving vhost-user on {SocketPath}, host connections on {UdsPath}")]
     private static partial void LogServing(ILogger logger, ulong guestCid, string socketPath, string udsPath);
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "VM {GuestCid}: vhost-user socket {SocketPath} passed by systemd (socket activation); its file is left to systemd")]
+    private static partial void LogActivated(ILogger logger, ulong guestCid, string socketPath);
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "VM {GuestCid}: stopping")]
     private static partial void LogStopping(ILogger logger, ulong guestCid);
