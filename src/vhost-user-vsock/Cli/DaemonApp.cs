@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Control;
+using VhostUserVsock.Hosting;
 using VhostUserVsock.Systemd;
 
 namespace VhostUserVsock.Cli;
@@ -74,6 +76,7 @@ public sealed partial class DaemonApp
         {
             var commandLine = new DaemonCommandLine(Defaults);
             commandLine.Command.SetAction((parseResult, _) => ServeAsync(commandLine, parseResult, stop));
+            commandLine.Connections.Command.SetAction((parseResult, token) => commandLine.Connections.RunAsync(parseResult, Output, Error, token));
             ParseResult parseResult = commandLine.Parse(args);
             if (parseResult.Errors.Count > 0)
             {
@@ -151,6 +154,9 @@ public sealed partial class DaemonApp
             ShutdownTimeout = ShutdownTimeout,
             Notify = notifier is null ? null : state => notifier.Notify(state),
         };
+        await using ControlServer? control = config.Operations.ControlPath is { } controlPath && server is VsockVmServer vmServer
+            ? ControlServer.Start(controlPath, vmServer.Registry, logs.CreateLogger<ControlServer>())
+            : null;
         return await host.RunAsync(stopSource.Token).ConfigureAwait(false);
     }
 

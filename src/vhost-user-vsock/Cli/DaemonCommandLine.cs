@@ -5,6 +5,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Control;
 
 namespace VhostUserVsock.Cli;
 
@@ -35,6 +36,10 @@ public sealed class DaemonCommandLine
             Command.Options.Add(option);
         }
 
+        Command.Subcommands.Add(Connections.Command);
+
+        // With a subcommand, a root command without an action would make one required: the caller replaces this.
+        Command.SetAction(_ => ExitCodes.Success);
         Command.Directives.Clear();
         foreach (Option option in Command.Options)
         {
@@ -55,6 +60,9 @@ public sealed class DaemonCommandLine
 
     /// <summary>The options.</summary>
     public DaemonOptions Options { get; } = new();
+
+    /// <summary>The <c>connections</c> subcommand (a client of a running daemon's control socket).</summary>
+    public ConnectionsCommand Connections { get; } = new();
 
     /// <summary>The root command; its action is set by whoever runs it (see <see cref="DaemonApp"/>).</summary>
     public RootCommand Command { get; }
@@ -112,6 +120,17 @@ public sealed class DaemonCommandLine
             }
 
             operations = operations with { CaptureSnapLength = snap };
+        }
+
+        if (IsGiven(result, Options.Control))
+        {
+            string path = result.GetValue(Options.Control) ?? string.Empty;
+            if (!Path.IsPathRooted(path) || System.Text.Encoding.UTF8.GetByteCount(path) >= 108)
+            {
+                throw new ConfigurationException($"--control: '{ConfigText.OneLine(path)}' must be an absolute path shorter than 108 bytes");
+            }
+
+            operations = operations with { ControlPath = path };
         }
 
         return operations;

@@ -106,6 +106,15 @@ public sealed class DaemonOptions
         Description = "Payload bytes kept per captured packet, 0 to 65536. [default: 65536]",
     };
 
+    /// <summary><c>--control PATH</c>: the control socket.</summary>
+    public Option<string> Control { get; } = new("--control")
+    {
+        HelpName = "PATH",
+        Description = "Unix socket (mode 0600) answering one JSON request per line: connections of every VM\n"
+            + "with state, bytes, credit and stall reason; capture-start/capture-stop. Read it with\n"
+            + "`vhost-user-vsock connections --control PATH`.",
+    };
+
     /// <summary><c>--forward-cid</c>: rust-vmm's vsock forwarding backend, recognised only to be refused clearly.</summary>
     public Option<string> ForwardCid { get; } = new("--forward-cid") { Hidden = true };
 
@@ -125,5 +134,5 @@ public sealed class DaemonOptions
 
     /// <summary>Every option, in help order.</summary>
     public IReadOnlyList<Option> All =>
-        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, ForwardCid, ForwardListen];
+        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, Control, ForwardCid, ForwardListen];
 }

@@ -4,7 +4,7 @@ namespace VhostUserVsock.Configuration;
 
 /// <summary>
 /// The daemon's operating options that are not part of rust-vmm's command line (additions; the drop-in options
-/// are unchanged): packet capture. Owns values only; must never touch the file system.
+/// are unchanged): packet capture and the control socket. Owns values only; must never touch the file system.
 /// </summary>
 public sealed record OperationsConfig
 {
@@ -20,6 +20,9 @@ public sealed record OperationsConfig
 
     /// <summary>The most payload bytes kept per captured packet (<c>--capture-snaplen</c>).</summary>
     public int CaptureSnapLength { get; init; } = DefaultSnapLength;
+
+    /// <summary>The control socket (<c>--control</c>), or <see langword="null"/>.</summary>
+    public string? ControlPath { get; init; }
 
     /// <summary>The capture file of one VM, or <see langword="null"/> when capture is off.</summary>
     /// <param name="guestCid">The VM's guest CID.</param>

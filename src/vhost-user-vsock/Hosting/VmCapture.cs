@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Virtio.Vsock.Device;
 using Virtio.Vsock.Device.Diagnostics.Capture;
-using VhostUserVsock.Configuration;
 
 namespace VhostUserVsock.Hosting;
 
@@ -10,7 +9,7 @@ namespace VhostUserVsock.Hosting;
 /// packet tap, and on dispose detaches it, closes the file and logs what was written and dropped. Owns the
 /// capture; must never leave the tap attached to a closed capture.
 /// </summary>
-internal sealed partial class VmCapture : IDisposable
+public sealed partial class VmCapture : IDisposable
 {
     private readonly VsockDevice _device;
     private readonly VsockPacketCapture _capture;
@@ -25,21 +24,25 @@ internal sealed partial class VmCapture : IDisposable
         _path = path;
     }
 
-    /// <summary>Starts capturing when the options ask for it.</summary>
-    /// <param name="operations">The daemon's operating options, or <see langword="null"/>.</param>
+    /// <summary>The capture file.</summary>
+    public string Path => _path;
+
+    /// <summary>Packets written so far.</summary>
+    public long Captured => _capture.Captured;
+
+    /// <summary>Packets dropped so far.</summary>
+    public long Dropped => _capture.Dropped;
+
+    /// <summary>Starts capturing a device's packets to a file.</summary>
+    /// <param name="path">The pcap file.</param>
+    /// <param name="snapLength">The most payload bytes kept per packet.</param>
     /// <param name="device">The VM's device.</param>
     /// <param name="logger">Where to log.</param>
-    /// <returns>The capture, or <see langword="null"/> when capture is off.</returns>
-    /// <exception cref="IOException">The file cannot be created (the VM fails to start).</exception>
-    public static VmCapture? Start(OperationsConfig? operations, VsockDevice device, ILogger logger)
+    /// <returns>The capture.</returns>
+    /// <exception cref="IOException">The file cannot be created.</exception>
+    public static VmCapture Start(string path, int snapLength, VsockDevice device, ILogger logger)
     {
-        string? path = operations?.CaptureFileOf(device.GuestCid);
-        if (path is null)
-        {
-            return null;
-        }
-
-        var capture = VsockPacketCapture.CreateFile(path, operations!.CaptureSnapLength);
+        var capture = VsockPacketCapture.CreateFile(path, snapLength);
         device.PacketTap = capture;
         LogStarted(logger, device.GuestCid, path, capture.SnapLength);
         return new VmCapture(device, capture, logger, path);

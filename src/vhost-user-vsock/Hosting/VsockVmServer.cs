@@ -3,10 +3,10 @@ using Microsoft.Extensions.Logging;
 using Vhost.User;
 using Virtio.Vsock.Device;
 using Virtio.Vsock.Device.Backends.Unix;
-using Virtio.Vsock.Device.Diagnostics.Capture;
 using Virtio.Vsock.Device.Siblings;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Control;
 using VhostUserVsock.Systemd;
 
 namespace VhostUserVsock.Hosting;
@@ -51,6 +51,9 @@ public sealed partial class VsockVmServer : IVmServer
     /// <summary>The CID map the VMs' devices join, or <see langword="null"/> when guests reach only the host.</summary>
     public VsockCidMap? Siblings => _siblings;
 
+    /// <summary>The running VMs, for the control socket.</summary>
+    public VmRegistry Registry { get; } = new();
+
     /// <summary>The sockets systemd passed (socket activation); a VM whose vhost-user socket is among them uses it.</summary>
     public SocketActivation Activation { get; init; } = SocketActivation.None;
 
@@ -83,7 +86,16 @@ public sealed partial class VsockVmServer : IVmServer
         using var device = new VsockDevice(deviceOptions, hostSide, adapter);
         adapter.Attach(device);
         using IDisposable metrics = VsockMeter.Register(device, () => hostSide.Counters);
-        using VmCapture? capture = VmCapture.Start(_config?.Operations, device, logger);
+        VmHandle handle = Registry.Add(device, logger);
+        using var unregister = new Unregister(Registry, handle);
+        if (_config?.Operations.CaptureFileOf(vm.GuestCid) is { } capturePath)
+        {
+            string? refused = handle.StartCapture(capturePath, _config.Operations.CaptureSnapLength);
+            if (refused is not null)
+            {
+                throw new IOException(refused);
+            }
+        }
 
         await using var server = new VhostUserServer(vm.SocketPath, adapter, logs.CreateLogger<VhostUserServer>());
         Socket? activated = Activation.Take(vm.SocketPath);
@@ -121,6 +133,11 @@ public sealed partial class VsockVmServer : IVmServer
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "VM {GuestCid}: serving vhost-user on {SocketPath}, host connections on {UdsPath}")]
     private static partial void LogServing(ILogger logger, ulong guestCid, string socketPath, string udsPath);
+
+    private sealed class Unregister(VmRegistry registry, VmHandle handle) : IDisposable
+    {
+        public void Dispose() => registry.Remove(handle);
+    }
 
     [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "VM {GuestCid}: vhost-user socket {SocketPath} passed by systemd (socket activation); its file is left to systemd")]
     private static partial void LogActivated(ILogger logger, ulong guestCid, string socketPath);
