@@ -66,6 +66,8 @@ internal static class VsockMeterInstruments
         HostCounter(meter, sources, "vsock.host.connects", "{connection}", "Connections through the host socket backend, by who initiated and outcome",
             (c => c.HostConnects, "host", "ok"), (c => c.HostConnectsFailed, "host", "failed"),
             (c => c.GuestConnects, "guest", "ok"), (c => c.GuestConnectsRefused, "guest", "refused"));
+        HostCounter(meter, sources, "vsock.access.denied", "{connection}", "Connection attempts refused by the access rules, by who initiated",
+            (c => c.HostConnectsDenied, "host", "denied"), (c => c.GuestConnectsDenied, "guest", "denied"));
         HostCounter(meter, sources, "vsock.host.handshake_failures", "{connection}", "Host connections closed before their CONNECT line was handled",
             (c => c.StreamListener.Failed, "stream", null), (c => c.SeqPacketListener.Failed, "seqpacket", null));
         meter.CreateObservableUpDownCounter("vsock.host.open_sockets", () => Each(sources(), s => s.HasHost ? s.Host.OpenSockets : null), "{socket}", "Host sockets the backend holds now");

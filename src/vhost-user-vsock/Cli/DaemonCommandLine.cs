@@ -122,6 +122,11 @@ public sealed class DaemonCommandLine
             operations = operations with { CaptureSnapLength = snap };
         }
 
+        if (IsGiven(result, Options.Allow))
+        {
+            operations = operations with { Access = AccessRuleParser.Parse(result.GetValue(Options.Allow) ?? []) };
+        }
+
         if (IsGiven(result, Options.Control))
         {
             string path = result.GetValue(Options.Control) ?? string.Empty;

@@ -115,6 +115,16 @@ public sealed class DaemonOptions
             + "`vhost-user-vsock connections --control PATH`.",
     };
 
+    /// <summary><c>--allow RULE</c>: access rules, repeatable.</summary>
+    public Option<string[]> Allow { get; } = new("--allow")
+    {
+        HelpName = "RULE",
+        Description = "Allow only these connections (repeat; a direction without rules allows all):\n"
+            + "  guest-to-host:PORTS                   host ports the guest may connect to\n"
+            + "  host-to-guest:PORTS[,uid=N][,gid=N]   guest ports host programs (with that uid/gid) may reach\n"
+            + "PORTS is N or N-M. Refused attempts look like \"no listener\" and are logged at debug.",
+    };
+
     /// <summary><c>--forward-cid</c>: rust-vmm's vsock forwarding backend, recognised only to be refused clearly.</summary>
     public Option<string> ForwardCid { get; } = new("--forward-cid") { Hidden = true };
 
@@ -134,5 +144,5 @@ public sealed class DaemonOptions
 
     /// <summary>Every option, in help order.</summary>
     public IReadOnlyList<Option> All =>
-        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, Control, ForwardCid, ForwardListen];
+        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, Control, Allow, ForwardCid, ForwardListen];
 }

@@ -24,6 +24,9 @@ public sealed record OperationsConfig
     /// <summary>The control socket (<c>--control</c>), or <see langword="null"/>.</summary>
     public string? ControlPath { get; init; }
 
+    /// <summary>The access rules of every VM (<c>--allow</c>), or <see langword="null"/>: everything allowed.</summary>
+    public Virtio.Vsock.Device.Backends.Unix.Access.VsockAccessRules? Access { get; init; }
+
     /// <summary>The capture file of one VM, or <see langword="null"/> when capture is off.</summary>
     /// <param name="guestCid">The VM's guest CID.</param>
     /// <returns>The path.</returns>

@@ -72,6 +72,7 @@ public sealed partial class VsockVmServer : IVmServer
         {
             UdsPath = vm.UdsPath,
             Logger = logs.CreateLogger<UnixSocketBackend>(),
+            Access = _config?.Operations.Access,
         };
         await using var hostSide = new UnixSocketBackend(backendOptions);
         var adapter = new VhostUserVsockBackend(checked((ushort)vm.QueueSize));

@@ -52,4 +52,36 @@ public sealed class OperationsOptionsTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', error.Message);
     }
+
+    [Fact]
+    public void Allow_rules_each_direction_deny_by_default_once_given()
+    {
+        DaemonConfig config = Parse(
+            "--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock",
+            "--allow", "guest-to-host:1024-2047", "--allow", "host-to-guest:22,uid=1000", "--allow", "host-to-guest:80");
+        Virtio.Vsock.Device.Backends.Unix.Access.VsockAccessRules rules = Assert.IsType<Virtio.Vsock.Device.Backends.Unix.Access.VsockAccessRules>(config.Operations.Access);
+        Assert.True(rules.AllowsGuestConnect(1500));
+        Assert.False(rules.AllowsGuestConnect(2048));
+        Assert.True(rules.AllowsHostConnect(22, new(1, 1000, 1000)));
+        Assert.False(rules.AllowsHostConnect(22, new(1, 0, 0)));
+        Assert.False(rules.AllowsHostConnect(22, null));
+        Assert.True(rules.AllowsHostConnect(80, null));
+        Assert.False(rules.AllowsHostConnect(81, new(1, 1000, 1000)));
+
+        var hostOnly = Parse("--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock", "--allow", "host-to-guest:5000").Operations.Access!;
+        Assert.True(hostOnly.AllowsGuestConnect(9999));
+    }
+
+    [Theory]
+    [InlineData("sideways:80", "the direction is guest-to-host or host-to-guest")]
+    [InlineData("host-to-guest:80-70", "is not a port or a range")]
+    [InlineData("guest-to-host:80,uid=0", "host-to-guest rules only")]
+    [InlineData("host-to-guest:80,pid=3", "unknown condition")]
+    [InlineData("host-to-guest:80,uid=root", "not a numeric id")]
+    public void Bad_allow_rules_are_one_line_errors(string rule, string expected)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => Parse("--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock", "--allow", rule));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.StartsWith("--allow: ", error.Message, StringComparison.Ordinal);
+    }
 }
