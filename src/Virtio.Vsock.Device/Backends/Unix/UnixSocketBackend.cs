@@ -348,7 +348,9 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         UnixSocketEndpoint? endpoint = null;
         try
         {
-            if (_options.Access is { } access && !access.AllowsHostConnect(request.Port, Access.PeerCredentials.Of(request.Socket)))
+            if (_options.Access is { } access
+                && Access.PeerCredentials.Of(request.Socket) is var peer
+                && !access.AllowsHostConnect(request.Port, peer))
             {
                 // Denied: closed without "OK", as when the guest does not listen on the port.
                 Interlocked.Increment(ref _hostConnectsDenied);
@@ -356,7 +358,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
                 Interlocked.Increment(ref _hostConnectsFailed);
                 if (_logger is not null)
                 {
-                    Access.PeerCredentials? peer = Access.PeerCredentials.Of(request.Socket);
                     LogHostConnectDenied(_logger, request.Port, peer?.Uid ?? uint.MaxValue, peer?.Gid ?? uint.MaxValue, peer?.Pid ?? 0);
                 }
 

@@ -96,7 +96,7 @@ public readonly record struct PeerCredentials(int Pid, uint Uid, uint Gid)
                 return null;
             }
         }
-        catch (System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             return null;
         }
