@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod gzip xz-utils zstd gcc libc6-dev linux-libc-dev
-  binutils debian-archive-keyring ca-certificates
+  binutils debian-archive-keyring ca-certificates tshark systemd
 )
 APT_LINE="apt-get install -y --no-install-recommends ${PACKAGES[*]}"
 

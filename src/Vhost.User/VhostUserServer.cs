@@ -12,7 +12,7 @@ namespace Vhost.User;
 /// </summary>
 /// <remarks>
 /// While one frontend is served, further connection attempts wait in the listen backlog until it leaves,
-/// so a device never has two frontends. <see cref="Start"/> removes a stale socket file left by a dead
+/// so a device never has two frontends. <see cref="Start()"/> removes a stale socket file left by a dead
 /// process but refuses a path that a live listener still serves, or that is not a socket.
 /// </remarks>
 public sealed class VhostUserServer : IAsyncDisposable, IDisposable
@@ -28,7 +28,7 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     private int _served;
     private int _started;
 
-    /// <summary>Creates a server; nothing happens until <see cref="Start"/>.</summary>
+    /// <summary>Creates a server; nothing happens until <see cref="Start()"/>.</summary>
     /// <param name="socketPath">The Unix socket path the frontend connects to.</param>
     /// <param name="backend">The device served to every frontend in turn.</param>
     /// <param name="logger">Where connection events and refused messages go; none when <see langword="null"/>.</param>
@@ -67,6 +67,26 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
 
         PrepareSocketPath(SocketPath);
         _listener = Listen(SocketPath, out _socketIdentity);
+        Log.Listening(_logger, SocketPath);
+        _completion = Task.Run(AcceptLoopAsync);
+    }
+
+    /// <summary>
+    /// Accepts frontends in the background on a socket that already listens on <see cref="SocketPath"/>, such as
+    /// one passed by systemd socket activation. The socket file belongs to whoever created it: it is never
+    /// removed. The server owns (closes) the socket.
+    /// </summary>
+    /// <param name="listener">A listening Unix stream socket.</param>
+    /// <exception cref="InvalidOperationException">Called twice.</exception>
+    public void Start(Socket listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
+            throw new InvalidOperationException("The server was already started.");
+        }
+
+        _listener = listener;
         Log.Listening(_logger, SocketPath);
         _completion = Task.Run(AcceptLoopAsync);
     }

@@ -59,6 +59,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private long _hostConnectsFailed;
     private long _guestConnects;
     private long _guestConnectsRefused;
+    private long _guestConnectsDenied;
+    private long _hostConnectsDenied;
 
     /// <summary>Creates the backend (nothing listens until <see cref="Start"/>).</summary>
     /// <param name="options">The settings.</param>
@@ -98,6 +100,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         HostConnectsFailed = Interlocked.Read(ref _hostConnectsFailed),
         GuestConnects = Interlocked.Read(ref _guestConnects),
         GuestConnectsRefused = Interlocked.Read(ref _guestConnectsRefused),
+        GuestConnectsDenied = Interlocked.Read(ref _guestConnectsDenied),
+        HostConnectsDenied = Interlocked.Read(ref _hostConnectsDenied),
         OpenSockets = _endpoints.Count,
         PendingHostConnects = Volatile.Read(ref _pendingHostConnects),
         StreamListener = _streamListener?.Counters ?? default,
@@ -167,6 +171,19 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         if (Volatile.Read(ref _state) != Running)
         {
             Refuse(connection, UnixConnectStatus.Canceled);
+            return;
+        }
+
+        if (_options.Access is { } access && !access.AllowsGuestConnect(connection.LocalPort))
+        {
+            // Denied: the same RST as when nobody listens on the host port.
+            Interlocked.Increment(ref _guestConnectsDenied);
+            if (_logger is not null)
+            {
+                LogGuestConnectDenied(_logger, connection.PeerPort, connection.LocalPort);
+            }
+
+            Refuse(connection, UnixConnectStatus.Refused);
             return;
         }
 
@@ -331,6 +348,22 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         UnixSocketEndpoint? endpoint = null;
         try
         {
+            if (_options.Access is { } access
+                && Access.PeerCredentials.Of(request.Socket) is var peer
+                && !access.AllowsHostConnect(request.Port, peer))
+            {
+                // Denied: closed without "OK", as when the guest does not listen on the port.
+                Interlocked.Increment(ref _hostConnectsDenied);
+                request.Reject();
+                Interlocked.Increment(ref _hostConnectsFailed);
+                if (_logger is not null)
+                {
+                    LogHostConnectDenied(_logger, request.Port, peer?.Uid ?? uint.MaxValue, peer?.Gid ?? uint.MaxValue, peer?.Pid ?? 0);
+                }
+
+                return;
+            }
+
             IVsockBackendHost? host = Volatile.Read(ref _host);
             endpoint = host is null ? null : CreateEndpoint(request.Socket, request.Type, request.InitialData, replyPending: true);
             if (host is null || endpoint is null)
@@ -450,6 +483,12 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     }
 
     // ---------------------------------------------------------------- logging
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Debug, Message = "Unix backend: guest port {GuestPort} to host port {HostPort} denied by the access rules (answered as no listener)")]
+    private static partial void LogGuestConnectDenied(ILogger logger, uint guestPort, uint hostPort);
+
+    [LoggerMessage(EventId = 121, Level = LogLevel.Debug, Message = "Unix backend: host connection to guest port {GuestPort} denied by the access rules (uid {Uid}, gid {Gid}, pid {Pid}; closed as no listener)")]
+    private static partial void LogHostConnectDenied(ILogger logger, uint guestPort, uint uid, uint gid, int pid);
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Unix backend: listening on {UdsPath} (stream) and {SeqPacketPath} (seqpacket)")]
     private static partial void LogStarted(ILogger logger, string udsPath, string seqPacketPath);

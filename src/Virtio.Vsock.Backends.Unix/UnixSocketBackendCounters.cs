@@ -30,4 +30,16 @@ public readonly record struct UnixSocketBackendCounters
 
     /// <summary>The SEQPACKET listener's counters; default when it is off or not started.</summary>
     public HybridVsockListenerCounters SeqPacketListener { get; init; }
+
+    /// <summary>Guest connections to host ports refused by the access rules (also in <see cref="GuestConnectsRefused"/>).</summary>
+    public long GuestConnectsDenied { get; init; }
+
+    /// <summary>Host connections to guest ports refused by the access rules (also in <see cref="HostConnectsFailed"/>).</summary>
+    public long HostConnectsDenied { get; init; }
+
+    /// <summary>These counters as <see cref="VsockMeter"/> publishes them.</summary>
+    /// <returns>The meter's view.</returns>
+    public HostBackendCounters ForMeter() => new(
+        HostConnects, HostConnectsFailed, GuestConnects, GuestConnectsRefused, HostConnectsDenied, GuestConnectsDenied,
+        StreamListener.Failed, SeqPacketListener.Failed, OpenSockets);
 }

@@ -68,4 +68,7 @@ public sealed class UnixSocketBackendOptions
     /// (<see cref="SeqPacketMessageReader.DefaultMaxMessageSize"/>).
     /// </summary>
     public int MaxSeqPacketMessageSize { get; init; } = SeqPacketMessageReader.DefaultMaxMessageSize;
+
+    /// <summary>Which connections pass (ports each way, host programs' uid/gid); <see langword="null"/> (default): all.</summary>
+    public Access.VsockAccessRules? Access { get; init; }
 }

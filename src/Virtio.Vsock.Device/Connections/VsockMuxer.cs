@@ -21,7 +21,7 @@ namespace Virtio.Vsock.Device;
 /// bound (connections are capped, the RST ring is fixed and TX pauses while it is full), or run on any
 /// thread but the device loop.</para>
 /// </remarks>
-internal sealed class VsockMuxer
+internal sealed partial class VsockMuxer
 {
     private readonly Dictionary<ConnectionKey, VsockConnection> _connections = [];
     private readonly Queue<VsockConnection> _rxQueue = new();

@@ -114,6 +114,7 @@ public sealed partial class VsockDevice
             }
             else
             {
+                _tap?.OnPacket(_txPacket, fromGuest: true);
                 _muxer.HandleTx(_txPacket, now);
             }
 
@@ -182,6 +183,7 @@ public sealed partial class VsockDevice
 
             _rxHeld = false;
             Interlocked.Increment(ref Metrics.RxPacketsField);
+            _tap?.OnPacket(_rxPacket, fromGuest: false);
             queue.AddUsedDeferred(memory, _rxPacket.HeadIndex, length);
             used = true;
         }

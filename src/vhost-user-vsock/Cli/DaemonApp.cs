@@ -2,6 +2,9 @@ using System.CommandLine;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Control;
+using VhostUserVsock.Hosting;
+using VhostUserVsock.Systemd;
 
 namespace VhostUserVsock.Cli;
 
@@ -16,15 +19,30 @@ public sealed partial class DaemonApp
     /// <summary>The program name that starts error lines.</summary>
     public const string ProgramName = "vhost-user-vsock";
 
-    private readonly Func<DaemonConfig, IVmServer> _serverFactory;
+    private readonly Func<DaemonConfig, SocketActivation, IVmServer> _serverFactory;
 
     /// <summary>Creates the app.</summary>
     /// <param name="serverFactory">Creates the server for a validated configuration (called once, after validation).</param>
     public DaemonApp(Func<DaemonConfig, IVmServer> serverFactory)
     {
         ArgumentNullException.ThrowIfNull(serverFactory);
+        _serverFactory = (config, _) => serverFactory(config);
+    }
+
+    /// <summary>Creates the app with a server that can use sockets passed by systemd.</summary>
+    /// <param name="serverFactory">Creates the server for a validated configuration and the passed sockets.</param>
+    public DaemonApp(Func<DaemonConfig, SocketActivation, IVmServer> serverFactory)
+    {
+        ArgumentNullException.ThrowIfNull(serverFactory);
         _serverFactory = serverFactory;
     }
+
+    /// <summary>Whether the daemon speaks systemd's protocols: readiness notification to <c>NOTIFY_SOCKET</c>
+    /// (<c>READY=1</c>, <c>STOPPING=1</c>) and socket activation (<c>LISTEN_FDS</c>). The real process: yes.</summary>
+    public bool UseSystemd { get; init; }
+
+    /// <summary>Reads an environment variable (default: the process environment).</summary>
+    public Func<string, string?> GetEnvironmentVariable { get; init; } = Environment.GetEnvironmentVariable;
 
     /// <summary>Where help and the version go (default: stdout).</summary>
     public TextWriter Output { get; init; } = Console.Out;
@@ -58,6 +76,7 @@ public sealed partial class DaemonApp
         {
             var commandLine = new DaemonCommandLine(Defaults);
             commandLine.Command.SetAction((parseResult, _) => ServeAsync(commandLine, parseResult, stop));
+            commandLine.Connections.Command.SetAction((parseResult, token) => commandLine.Connections.RunAsync(parseResult, Output, Error, token));
             ParseResult parseResult = commandLine.Parse(args);
             if (parseResult.Errors.Count > 0)
             {
@@ -95,6 +114,12 @@ public sealed partial class DaemonApp
 
     private async Task<int> ServeAsync(DaemonCommandLine commandLine, ParseResult parseResult, CancellationToken stop)
     {
+        // Sockets passed by systemd are taken first: validation must not probe them (a probe would be a connection).
+        var activationProblems = new List<string>();
+        using SocketActivation activation = UseSystemd
+            ? SocketActivation.FromEnvironment(GetEnvironmentVariable, Environment.ProcessId, activationProblems)
+            : SocketActivation.None;
+        IFileSystemProbe probe = activation.Paths.Count > 0 ? new ActivatedPathsProbe(Probe, activation) : Probe;
         DaemonConfig config;
         try
         {
@@ -104,7 +129,7 @@ public sealed partial class DaemonApp
                 commandLine.Defaults.EnsureDirectoryExists();
             }
 
-            ConfigValidator.Validate(config, Probe);
+            ConfigValidator.Validate(config, probe);
         }
         catch (ConfigurationException ex)
         {
@@ -114,11 +139,24 @@ public sealed partial class DaemonApp
 
         using ILoggerFactory logs = CreateLoggerFactory(config.LogLevel);
         ILogger logger = logs.CreateLogger<DaemonApp>();
+        foreach (string problem in activationProblems)
+        {
+            LogActivationProblem(logger, problem);
+        }
+
+        using SystemdNotifier? notifier = UseSystemd ? SystemdNotifier.Create(GetEnvironmentVariable("NOTIFY_SOCKET")) : null;
         using var stopSource = CancellationTokenSource.CreateLinkedTokenSource(stop);
         using ShutdownSignals? signals = HandleSignals ? ShutdownSignals.Register(stopSource, logger) : null;
         LogStarting(logger, Version(), Environment.ProcessId, config.Vms.Length, config.Source);
-        IVmServer server = _serverFactory(config);
-        var host = new DaemonHost(config, server, logs, Probe) { ShutdownTimeout = ShutdownTimeout };
+        IVmServer server = _serverFactory(config, activation);
+        var host = new DaemonHost(config, server, logs, probe)
+        {
+            ShutdownTimeout = ShutdownTimeout,
+            Notify = notifier is null ? null : state => notifier.Notify(state),
+        };
+        await using ControlServer? control = config.Operations.ControlPath is { } controlPath && server is VsockVmServer vmServer
+            ? ControlServer.Start(controlPath, vmServer.Registry, logs.CreateLogger<ControlServer>())
+            : null;
         return await host.RunAsync(stopSource.Token).ConfigureAwait(false);
     }
 
@@ -130,4 +168,7 @@ public sealed partial class DaemonApp
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "vhost-user-vsock {Version} (pid {ProcessId}) serving {Count} VM(s) from {Source}")]
     private static partial void LogStarting(ILogger logger, string version, int processId, int count, ConfigSource source);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "{Problem}")]
+    private static partial void LogActivationProblem(ILogger logger, string problem);
 }

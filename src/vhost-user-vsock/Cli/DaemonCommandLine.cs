@@ -5,6 +5,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Control;
 
 namespace VhostUserVsock.Cli;
 
@@ -35,6 +36,10 @@ public sealed class DaemonCommandLine
             Command.Options.Add(option);
         }
 
+        Command.Subcommands.Add(Connections.Command);
+
+        // With a subcommand, a root command without an action would make one required: the caller replaces this.
+        Command.SetAction(_ => ExitCodes.Success);
         Command.Directives.Clear();
         foreach (Option option in Command.Options)
         {
@@ -55,6 +60,9 @@ public sealed class DaemonCommandLine
 
     /// <summary>The options.</summary>
     public DaemonOptions Options { get; } = new();
+
+    /// <summary>The <c>connections</c> subcommand (a client of a running daemon's control socket).</summary>
+    public ConnectionsCommand Connections { get; } = new();
 
     /// <summary>The root command; its action is set by whoever runs it (see <see cref="DaemonApp"/>).</summary>
     public RootCommand Command { get; }
@@ -78,6 +86,62 @@ public sealed class DaemonCommandLine
     /// <returns>The configuration.</returns>
     /// <exception cref="ConfigurationException">The command line has errors or is unusable.</exception>
     public DaemonConfig ToConfig(ParseResult result)
+    {
+        DaemonConfig config = VmsOf(result);
+        OperationsConfig operations = OperationsOf(result, config.Vms.Length);
+        return config with { Operations = operations };
+    }
+
+    private OperationsConfig OperationsOf(ParseResult result, int vmCount)
+    {
+        var operations = new OperationsConfig();
+        if (IsGiven(result, Options.Capture))
+        {
+            string path = result.GetValue(Options.Capture) ?? string.Empty;
+            if (path.Length == 0)
+            {
+                throw new ConfigurationException("--capture: the path is empty");
+            }
+
+            if (vmCount > 1 && !path.Contains(OperationsConfig.CidPlaceholder, StringComparison.Ordinal))
+            {
+                throw new ConfigurationException($"--capture: with {vmCount} VMs the path must contain {OperationsConfig.CidPlaceholder} (each VM writes its own file)");
+            }
+
+            operations = operations with { CapturePath = path };
+        }
+
+        if (IsGiven(result, Options.CaptureSnapLength))
+        {
+            string text = result.GetValue(Options.CaptureSnapLength) ?? string.Empty;
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int snap) || snap > OperationsConfig.DefaultSnapLength)
+            {
+                throw new ConfigurationException($"--capture-snaplen: '{ConfigText.OneLine(text)}' is not a number of bytes from 0 to {OperationsConfig.DefaultSnapLength}");
+            }
+
+            operations = operations with { CaptureSnapLength = snap };
+        }
+
+        if (IsGiven(result, Options.Allow))
+        {
+            operations = operations with { Access = AccessRuleParser.Parse(result.GetValue(Options.Allow) ?? []) };
+        }
+
+        if (IsGiven(result, Options.Control))
+        {
+            string path = result.GetValue(Options.Control) ?? string.Empty;
+            if (!Path.IsPathRooted(path) || System.Text.Encoding.UTF8.GetByteCount(path) >= 108)
+            {
+                throw new ConfigurationException($"--control: '{ConfigText.OneLine(path)}' must be an absolute path shorter than 108 bytes");
+            }
+
+            operations = operations with { ControlPath = path };
+        }
+
+        return operations;
+    }
+
+    private DaemonConfig VmsOf(ParseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
         if (result.Errors.Count > 0)

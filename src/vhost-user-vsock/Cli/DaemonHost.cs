@@ -17,6 +17,7 @@ public sealed partial class DaemonHost
     private readonly ILogger _logger;
     private readonly IFileSystemProbe _probe;
     private int _failed;
+    private int _notListening;
 
     /// <summary>Creates the host.</summary>
     /// <param name="config">A validated configuration.</param>
@@ -38,6 +39,12 @@ public sealed partial class DaemonHost
     /// <summary>How long VMs get to stop once asked before the daemon gives up on them (default 10 s).</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Receives the daemon's service-manager notifications (systemd <c>sd_notify</c> lines): <c>READY=1</c> once
+    /// every VM's sockets listen, <c>STOPPING=1</c> when the stop begins. <see langword="null"/>: none sent.
+    /// </summary>
+    public Action<string>? Notify { get; init; }
+
     /// <summary>Runs all VMs until <paramref name="stop"/> is cancelled or one of them fails.</summary>
     /// <param name="stop">Cancelled to stop the daemon (SIGINT/SIGTERM).</param>
     /// <returns><see cref="ExitCodes.Success"/> when every VM stopped cleanly after the stop; otherwise <see cref="ExitCodes.Failure"/>.</returns>
@@ -50,6 +57,7 @@ public sealed partial class DaemonHost
             LogServing(_logger, vm.GuestCid, vm.SocketPath, vm.UdsPath, vm.TxBufferSize, vm.QueueSize, string.Join('+', vm.Groups));
         }
 
+        _notListening = _config.Vms.Length;
         bool allStopped;
         using (var linked = CancellationTokenSource.CreateLinkedTokenSource(stop))
         {
@@ -63,6 +71,7 @@ public sealed partial class DaemonHost
                 // Stop requested, or a VM failed: wait for the others below.
             }
 
+            Notify?.Invoke("STOPPING=1\nSTATUS=stopping");
             allStopped = all.IsCompleted;
             if (!allStopped)
             {
@@ -96,7 +105,7 @@ public sealed partial class DaemonHost
         CancellationToken token = linked.Token;
         try
         {
-            await Task.Run(() => _server.RunAsync(vm, _logs, token), CancellationToken.None).ConfigureAwait(false);
+            await Task.Run(() => _server.RunAsync(vm, _logs, () => OnListening(vm), token), CancellationToken.None).ConfigureAwait(false);
             if (!token.IsCancellationRequested)
             {
                 LogEndedEarly(_logger, vm.GuestCid);
@@ -111,6 +120,16 @@ public sealed partial class DaemonHost
         {
             LogVmFailed(_logger, ex, vm.GuestCid);
             Fail(linked);
+        }
+    }
+
+    private void OnListening(VmConfig vm)
+    {
+        LogListening(_logger, vm.GuestCid);
+        if (Interlocked.Decrement(ref _notListening) == 0)
+        {
+            LogReady(_logger, _config.Vms.Length);
+            Notify?.Invoke($"READY=1\nSTATUS=serving {_config.Vms.Length} VM(s)");
         }
     }
 
@@ -172,6 +191,12 @@ public sealed partial class DaemonHost
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "VM {GuestCid}: vhost-user socket {SocketPath}; host side {UdsPath} (guest connections to host port P go to {UdsPath}_P); tx-buffer-size {TxBufferSize}, queue-size {QueueSize}, groups {Groups}")]
     private static partial void LogServing(ILogger logger, ulong guestCid, string socketPath, string udsPath, uint txBufferSize, uint queueSize, string groups);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "VM {GuestCid}: sockets listening")]
+    private static partial void LogListening(ILogger logger, ulong guestCid);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "Ready: all {Count} VM(s) listening")]
+    private static partial void LogReady(ILogger logger, int count);
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Stopping {Count} VM(s)")]
     private static partial void LogStopping(ILogger logger, int count);

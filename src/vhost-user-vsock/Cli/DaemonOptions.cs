@@ -90,6 +90,41 @@ public sealed class DaemonOptions
             + "[default: information]",
     };
 
+    /// <summary><c>--capture PATH</c>: pcap packet capture of every VM.</summary>
+    public Option<string> Capture { get; } = new("--capture")
+    {
+        HelpName = "PATH",
+        Description = "Write every packet crossing each VM's device to a pcap file (LINKTYPE_VSOCK, read by\n"
+            + "Wireshark and tshark), mode 0600. {cid} in PATH is replaced by the guest CID (required\n"
+            + "with several VMs).",
+    };
+
+    /// <summary><c>--capture-snaplen BYTES</c>.</summary>
+    public Option<string> CaptureSnapLength { get; } = new("--capture-snaplen")
+    {
+        HelpName = "BYTES",
+        Description = "Payload bytes kept per captured packet, 0 to 65536. [default: 65536]",
+    };
+
+    /// <summary><c>--control PATH</c>: the control socket.</summary>
+    public Option<string> Control { get; } = new("--control")
+    {
+        HelpName = "PATH",
+        Description = "Unix socket (mode 0600) answering one JSON request per line: connections of every VM\n"
+            + "with state, bytes, credit and stall reason; capture-start/capture-stop. Read it with\n"
+            + "`vhost-user-vsock connections --control PATH`.",
+    };
+
+    /// <summary><c>--allow RULE</c>: access rules, repeatable.</summary>
+    public Option<string[]> Allow { get; } = new("--allow")
+    {
+        HelpName = "RULE",
+        Description = "Allow only these connections (repeat; a direction without rules allows all):\n"
+            + "  guest-to-host:PORTS                   host ports the guest may connect to\n"
+            + "  host-to-guest:PORTS[,uid=N][,gid=N]   guest ports host programs (with that uid/gid) may reach\n"
+            + "PORTS is N or N-M. Refused attempts look like \"no listener\" and are logged at debug.",
+    };
+
     /// <summary><c>--forward-cid</c>: rust-vmm's vsock forwarding backend, recognised only to be refused clearly.</summary>
     public Option<string> ForwardCid { get; } = new("--forward-cid") { Hidden = true };
 
@@ -109,5 +144,5 @@ public sealed class DaemonOptions
 
     /// <summary>Every option, in help order.</summary>
     public IReadOnlyList<Option> All =>
-        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, ForwardCid, ForwardListen];
+        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, Control, Allow, ForwardCid, ForwardListen];
 }

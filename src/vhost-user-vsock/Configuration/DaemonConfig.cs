@@ -15,6 +15,9 @@ public sealed record DaemonConfig
     /// <summary>The least severe log level written (<c>--log-level</c>; default <see cref="LogLevel.Information"/>).</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
+    /// <summary>Operating options: packet capture (additions to rust-vmm's command line).</summary>
+    public OperationsConfig Operations { get; init; } = new();
+
     /// <summary>Where the VMs came from.</summary>
     public ConfigSource Source { get; init; } = ConfigSource.Programmatic;
 
@@ -27,13 +30,14 @@ public sealed record DaemonConfig
         return Vms.Where(other => other.GuestCid != vm.GuestCid && other.SharesGroupWith(vm));
     }
 
-    /// <summary>Whether the VM lists are equal in order and the log level and source are equal.</summary>
+    /// <summary>Whether the VM lists are equal in order and the log level, source and operating options are equal.</summary>
     /// <param name="other">The other configuration.</param>
     /// <returns><see langword="true"/> when equal.</returns>
     public bool Equals(DaemonConfig? other) =>
         other is not null
         && LogLevel == other.LogLevel
         && Source == other.Source
+        && Operations == other.Operations
         && Vms.SequenceEqual(other.Vms);
 
     /// <inheritdoc/>
@@ -42,6 +46,7 @@ public sealed record DaemonConfig
         var hash = new HashCode();
         hash.Add(LogLevel);
         hash.Add(Source);
+        hash.Add(Operations);
         foreach (VmConfig vm in Vms)
         {
             hash.Add(vm);

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Vhost.User;
 using Virtio.Vsock.Device;
@@ -5,6 +6,8 @@ using Virtio.Vsock.Backends.Unix;
 using Virtio.Vsock.Device.Siblings;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
+using VhostUserVsock.Control;
+using VhostUserVsock.Systemd;
 
 namespace VhostUserVsock.Hosting;
 
@@ -37,7 +40,7 @@ public sealed partial class VsockVmServer : IVmServer
     }
 
     /// <summary>Creates the server of a whole daemon: guests of VMs with a group in common reach each other by CID.</summary>
-    /// <param name="config">The daemon's configuration (every VM <see cref="RunAsync"/> will be called for).</param>
+    /// <param name="config">The daemon's configuration (every VM <see cref="RunAsync(VmConfig, ILoggerFactory, CancellationToken)"/> will be called for).</param>
     public VsockVmServer(DaemonConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -48,9 +51,19 @@ public sealed partial class VsockVmServer : IVmServer
     /// <summary>The CID map the VMs' devices join, or <see langword="null"/> when guests reach only the host.</summary>
     public VsockCidMap? Siblings => _siblings;
 
+    /// <summary>The running VMs, for the control socket.</summary>
+    public VmRegistry Registry { get; } = new();
+
+    /// <summary>The sockets systemd passed (socket activation); a VM whose vhost-user socket is among them uses it.</summary>
+    public SocketActivation Activation { get; init; } = SocketActivation.None;
+
     /// <inheritdoc/>
-    public async Task RunAsync(VmConfig vm, ILoggerFactory logs, CancellationToken stop)
+    public Task RunAsync(VmConfig vm, ILoggerFactory logs, CancellationToken stop) => RunAsync(vm, logs, static () => { }, stop);
+
+    /// <inheritdoc/>
+    public async Task RunAsync(VmConfig vm, ILoggerFactory logs, Action listening, CancellationToken stop)
     {
+        ArgumentNullException.ThrowIfNull(listening);
         ArgumentNullException.ThrowIfNull(vm);
         ArgumentNullException.ThrowIfNull(logs);
         ILogger logger = logs.CreateLogger($"VhostUserVsock.Vm{vm.GuestCid}");
@@ -59,6 +72,7 @@ public sealed partial class VsockVmServer : IVmServer
         {
             UdsPath = vm.UdsPath,
             Logger = logs.CreateLogger<UnixSocketBackend>(),
+            Access = _config?.Operations.Access,
         };
         await using var hostSide = new UnixSocketBackend(backendOptions);
         var adapter = new VhostUserVsockBackend(checked((ushort)vm.QueueSize));
@@ -72,14 +86,36 @@ public sealed partial class VsockVmServer : IVmServer
         };
         using var device = new VsockDevice(deviceOptions, hostSide, adapter);
         adapter.Attach(device);
+        using IDisposable metrics = VsockMeter.Register(device, () => hostSide.Counters.ForMeter());
+        VmHandle handle = Registry.Add(device, logger);
+        using var unregister = new Unregister(Registry, handle);
+        if (_config?.Operations.CaptureFileOf(vm.GuestCid) is { } capturePath)
+        {
+            string? refused = handle.StartCapture(capturePath, _config.Operations.CaptureSnapLength);
+            if (refused is not null)
+            {
+                throw new IOException(refused);
+            }
+        }
 
         await using var server = new VhostUserServer(vm.SocketPath, adapter, logs.CreateLogger<VhostUserServer>());
 
         // A device that stopped after an internal fault waits for a reset: end the frontend's session (off the
         // device's loop thread) so that a reconnecting QEMU starts over with a reset device. Other VMs go on.
         device.Faulted += (_, _) => ThreadPool.QueueUserWorkItem(static s => ((VhostUserServer)s!).DisconnectFrontend(), server);
-        server.Start();
+        Socket? activated = Activation.Take(vm.SocketPath);
+        if (activated is not null)
+        {
+            server.Start(activated);
+            LogActivated(logger, vm.GuestCid, vm.SocketPath);
+        }
+        else
+        {
+            server.Start();
+        }
+
         hostSide.Start();
+        listening();
         LogServing(logger, vm.GuestCid, vm.SocketPath, vm.UdsPath);
         if (_config is not null)
         {
@@ -102,6 +138,14 @@ public sealed partial class VsockVmServer : IVmServer
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "VM {GuestCid}: serving vhost-user on {SocketPath}, host connections on {UdsPath}")]
     private static partial void LogServing(ILogger logger, ulong guestCid, string socketPath, string udsPath);
+
+    private sealed class Unregister(VmRegistry registry, VmHandle handle) : IDisposable
+    {
+        public void Dispose() => registry.Remove(handle);
+    }
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "VM {GuestCid}: vhost-user socket {SocketPath} passed by systemd (socket activation); its file is left to systemd")]
+    private static partial void LogActivated(ILogger logger, ulong guestCid, string socketPath);
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "VM {GuestCid}: stopping")]
     private static partial void LogStopping(ILogger logger, ulong guestCid);

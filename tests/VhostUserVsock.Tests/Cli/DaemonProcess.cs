@@ -44,16 +44,27 @@ internal sealed class DaemonProcess : IDisposable
         }
     }
 
-    public static DaemonProcess Start(IEnumerable<string> args, IDictionary<string, string?>? environment = null)
+    /// <summary>Starts the daemon; with <paramref name="launcher"/>, as that program's command (e.g. systemd-socket-activate -l PATH).</summary>
+    public static DaemonProcess Start(IEnumerable<string> args, IDictionary<string, string?>? environment = null, IReadOnlyList<string>? launcher = null)
     {
         Assert.True(File.Exists(DaemonPath), $"the daemon is not built next to the tests: {DaemonPath}");
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(launcher is null ? DotnetHost() : launcher[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (launcher is not null)
+        {
+            foreach (string arg in launcher.Skip(1))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            start.ArgumentList.Add(DotnetHost());
+        }
+
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add(DaemonPath);
         foreach (string arg in args)

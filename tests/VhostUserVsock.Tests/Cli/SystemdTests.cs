@@ -1,0 +1,150 @@
+using System.Net.Sockets;
+using System.Runtime.Versioning;
+using System.Text.RegularExpressions;
+using VhostUserVsock.Systemd;
+
+namespace VhostUserVsock.Tests.Cli;
+
+/// <summary>
+/// systemd's protocols, with the real daemon process: <c>Type=notify</c> readiness on a fake <c>NOTIFY_SOCKET</c>
+/// (<c>READY=1</c> only once the sockets accept, <c>STOPPING=1</c> on SIGTERM) and socket activation with
+/// <c>LISTEN_FDS</c> as systemd-socket-activate (the systemd package) passes them.
+/// </summary>
+[SupportedOSPlatform("linux")]
+public sealed partial class SystemdTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact(Timeout = 90_000)]
+    public async Task Ready_comes_only_once_the_sockets_accept_and_sigterm_sends_stopping_then_exits_0()
+    {
+        using var dir = new TempDirectory();
+        string socket = dir.File("vhost.sock");
+        string uds = dir.File("vm.vsock");
+        using var notify = new NotifySocket(dir.File("notify"));
+        using DaemonProcess daemon = DaemonProcess.Start(
+            ["--socket", socket, "--uds-path", uds, "--log-level", "debug"],
+            new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = notify.Path });
+
+        string ready = await notify.ReceiveAsync(Timeout, () => $"stderr:\n{daemon.Stderr}");
+
+        // The first notification is READY=1, and at that moment both sockets accept.
+        Assert.StartsWith("READY=1\n", ready, StringComparison.Ordinal);
+        Assert.Contains("STATUS=serving 1 VM(s)", ready, StringComparison.Ordinal);
+        using (Socket host = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            host.Connect(new UnixDomainSocketEndPoint(uds));
+        }
+
+        using (Socket frontend = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            frontend.Connect(new UnixDomainSocketEndPoint(socket));
+        }
+
+        PosixSignals.Send(daemon.Id, PosixSignals.SIGTERM);
+        string stopping = await notify.ReceiveAsync(Timeout, () => $"stderr:\n{daemon.Stderr}");
+        Assert.StartsWith("STOPPING=1\n", stopping, StringComparison.Ordinal);
+        int exitCode = await daemon.WaitForExitAsync(Timeout);
+        Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
+        Assert.False(File.Exists(socket), "the vhost-user socket was not removed");
+        Assert.False(File.Exists(uds), "the host-side socket was not removed");
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task A_socket_passed_with_listen_fds_is_served_and_left_to_systemd()
+    {
+        const string activate = "/usr/bin/systemd-socket-activate";
+        Assert.True(File.Exists(activate), "systemd-socket-activate is missing: run scripts/install-test-deps.sh (Debian package systemd)");
+        using var dir = new TempDirectory();
+        string socket = dir.File("vhost.sock");
+        string uds = dir.File("vm.vsock");
+        using var notify = new NotifySocket(dir.File("notify"));
+        using DaemonProcess daemon = DaemonProcess.Start(
+            ["--socket", socket, "--uds-path", uds],
+            new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = notify.Path },
+            [activate, "-l", socket, "--fdname=vhost-user", "-E", "NOTIFY_SOCKET"]);
+
+        // systemd-socket-activate binds the socket, and starts the daemon on the first connection (the frontend).
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!File.Exists(socket))
+        {
+            Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
+            Assert.True(waited.Elapsed < Timeout, $"no socket after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        using var frontend = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        frontend.Connect(new UnixDomainSocketEndPoint(socket));
+        string ready = await notify.ReceiveAsync(Timeout, () => $"stderr:\n{daemon.Stderr}");
+        Assert.StartsWith("READY=1\n", ready, StringComparison.Ordinal);
+        Assert.Contains($"vhost-user socket {socket} passed by systemd", daemon.Stderr, StringComparison.Ordinal);
+
+        // The frontend that woke it was accepted on the passed socket.
+        Assert.True(await EventuallyAsync(() => daemon.Stderr.Contains("frontend connected", StringComparison.OrdinalIgnoreCase)), $"stderr:\n{daemon.Stderr}");
+
+        Match pid = DaemonPid().Match(daemon.Stderr);
+        Assert.True(pid.Success, $"stderr:\n{daemon.Stderr}");
+        PosixSignals.Send(int.Parse(pid.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), PosixSignals.SIGTERM);
+        int exitCode = await daemon.WaitForExitAsync(Timeout);
+        Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
+        Assert.True(File.Exists(socket), "the activated socket's file belongs to systemd and must stay");
+        Assert.False(File.Exists(uds), "the host-side socket was not removed");
+    }
+
+    [Fact]
+    public void Listen_fds_for_another_process_are_ignored()
+    {
+        var problems = new List<string>();
+        using SocketActivation activation = SocketActivation.FromEnvironment(
+            name => name switch { "LISTEN_PID" => "1", "LISTEN_FDS" => "1", _ => null }, Environment.ProcessId, problems);
+        Assert.Empty(activation.Paths);
+        Assert.Empty(problems);
+    }
+
+    [Fact]
+    public void A_passed_listening_socket_is_found_by_its_path_and_taken_once()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.File("passed.sock");
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        int fd = (int)listener.SafeHandle.DangerousGetHandle();
+        listener.SafeHandle.SetHandleAsInvalid(); // the activation owns the descriptor now, as with systemd
+        var problems = new List<string>();
+        using SocketActivation activation = SocketActivation.FromEnvironment(
+            name => name switch { "LISTEN_PID" => $"{Environment.ProcessId}", "LISTEN_FDS" => "1", "LISTEN_FDNAMES" => "vhost", _ => null },
+            Environment.ProcessId, problems, firstDescriptor: fd);
+
+        Assert.Empty(problems);
+        Assert.Equal(["vhost"], activation.Names);
+        Assert.True(activation.Has(path));
+        var probe = new ActivatedPathsProbe(VhostUserVsock.Configuration.UnixFileSystemProbe.Instance, activation);
+        Assert.Equal(VhostUserVsock.Configuration.PathKind.Missing, probe.GetKind(path));
+        using Socket? taken = activation.Take(path);
+        Assert.NotNull(taken);
+        Assert.Null(activation.Take(path));
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        client.Connect(new UnixDomainSocketEndPoint(path));
+        using Socket accepted = taken.Accept();
+    }
+
+    private static async Task<bool> EventuallyAsync(Func<bool> condition)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (waited.Elapsed > Timeout)
+            {
+                return false;
+            }
+
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        return true;
+    }
+
+    [GeneratedRegex(@"\(pid (\d+)\)")]
+    private static partial Regex DaemonPid();
+}
