@@ -224,7 +224,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         if ((flags & SignalCancelled) != 0 && State == ConnectionState.Connecting)
         {
             _connectCompletion?.TrySetCanceled();
-            Reset(refused: false);
+            Reset(refused: false, "the host connect was cancelled");
         }
 
         if ((flags & SignalWritable) != 0)
@@ -268,7 +268,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         }
         else if (answer == AnswerRefused)
         {
-            Reset(refused: true);
+            Reset(refused: true, "refused: no host listener");
         }
     }
 
@@ -303,7 +303,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
             case VsockOp.Response:
                 if (State != ConnectionState.Connecting)
                 {
-                    Reset(refused: false);
+                    Reset(refused: false, "RESPONSE while not connecting");
                     return;
                 }
 
@@ -322,7 +322,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                 break;
             default:
                 // REQUEST on an existing connection, INVALID, unknown ops: protocol errors.
-                Reset(refused: false);
+                Reset(refused: false, "protocol error: unexpected op");
                 return;
         }
 
@@ -352,7 +352,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         if (State != ConnectionState.Established || _pendingResponse || (_peerShutdown & ShutdownFlags.Send) != 0 || _endpoint is null)
         {
             // Data before the connection is up or after the guest said it sends no more.
-            Reset(refused: false);
+            Reset(refused: false, "data before the connection is up or after SHUTDOWN(send)");
             return;
         }
 
@@ -361,7 +361,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         if (len > free)
         {
             Interlocked.Increment(ref _muxer.Metrics.CreditViolationsField);
-            Reset(refused: false);
+            Reset(refused: false, "the guest sent beyond its credit");
             return;
         }
 
@@ -391,7 +391,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                     break;
                 default:
                     Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
-                    Reset(refused: false);
+                    Reset(refused: false, "host write failed");
                     return;
             }
         }
@@ -402,7 +402,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                 || (boundary != SeqPacketFlags.None && !_txBuffer.AddBoundary(boundary)))
             {
                 Interlocked.Increment(ref _muxer.Metrics.CreditViolationsField);
-                Reset(refused: false);
+                Reset(refused: false, "the guest sent beyond its credit (TX buffer full)");
                 return;
             }
 
@@ -417,7 +417,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         _peerShutdown |= flags;
         if (State is ConnectionState.Accepting or ConnectionState.Connecting)
         {
-            Reset(refused: false);
+            Reset(refused: false, "SHUTDOWN before the connection is up");
             return;
         }
 
@@ -489,7 +489,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
             else if (status != EndpointStatus.Ok)
             {
                 Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
-                Reset(refused: false);
+                Reset(refused: false, "host write failed");
                 return;
             }
         }
@@ -575,12 +575,14 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
     /// <summary>Resets the connection: the host endpoint is aborted and the guest gets RST.</summary>
     /// <param name="refused">Whether this refuses a connection attempt (for metrics).</param>
-    public void Reset(bool refused)
+    /// <param name="reason">Why, for the debug log (a constant string).</param>
+    public void Reset(bool refused, string reason = "reset")
     {
         if (State is ConnectionState.Resetting or ConnectionState.Closed)
         {
             return;
         }
+        ConnectionLog.Reset(_muxer.Options.Logger, Key, State, reason);
 
         if (refused)
         {
@@ -624,6 +626,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         _endpoint?.Close(abort: !orderly);
         _endpoint = null;
         _txBuffer.Clear();
+        ConnectionLog.Closed(_muxer.Options.Logger, Key, State, orderly);
         State = ConnectionState.Closed;
         Deadline = 0;
         Interlocked.Increment(ref orderly ? ref _muxer.Metrics.ConnectionsClosedField : ref _muxer.Metrics.ConnectionsResetField);
@@ -655,17 +658,17 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
         {
             case ConnectionState.Accepting:
                 Interlocked.Increment(ref _muxer.Metrics.ConnectTimeoutsField);
-                Reset(refused: true);
+                Reset(refused: true, "the host did not answer the REQUEST in time");
                 break;
             case ConnectionState.Connecting:
                 Interlocked.Increment(ref _muxer.Metrics.ConnectTimeoutsField);
                 _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.TimedOut, $"The guest did not answer the connection to port {Key.PeerPort} in time."));
                 _connectCompletion = null;
-                Reset(refused: false);
+                Reset(refused: false, "the guest did not answer the connect in time");
                 break;
             case ConnectionState.Closing:
                 Interlocked.Increment(ref _muxer.Metrics.ShutdownTimeoutsField);
-                Reset(refused: false);
+                Reset(refused: false, "the guest did not finish the close in time");
                 break;
         }
     }
@@ -708,6 +711,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                 _creditRequested = true;
                 _pendingCreditRequest = true;
                 Interlocked.Increment(ref _muxer.Metrics.CreditStallsField);
+                ConnectionLog.CreditStall(_muxer.Options.Logger, Key, PeerFree);
                 return true;
             }
         }
@@ -853,7 +857,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                 return 0;
             default:
                 Interlocked.Increment(ref _muxer.Metrics.HostReadErrorsField);
-                Reset(refused: false);
+                Reset(refused: false, "host read failed");
                 return 0;
         }
     }

@@ -83,6 +83,7 @@ internal sealed class VsockMuxer
     public void HandleTx(VsockPacket packet, long now)
     {
         Interlocked.Increment(ref Metrics.TxPacketsField);
+        ConnectionLog.GuestPacket(Options.Logger, packet);
         if (packet.SrcCid != Options.GuestCid)
         {
             Interlocked.Increment(ref Metrics.DroppedPacketsField);
@@ -114,7 +115,7 @@ internal sealed class VsockMuxer
             {
                 if (op != VsockOp.Rst)
                 {
-                    connection.Reset(refused: false);
+                    connection.Reset(refused: false, "the guest changed the socket type");
                 }
 
                 return;
@@ -139,6 +140,7 @@ internal sealed class VsockMuxer
 
         connection = new VsockConnection(this, key, type, ConnectionState.Accepting);
         _connections.Add(key, connection);
+        ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: true);
         VsockHeader header = packet.Header;
         connection.StartAccepting(in header, now);
     }
@@ -163,6 +165,7 @@ internal sealed class VsockMuxer
             return;
         }
 
+        ConnectionLog.Unowned(Options.Logger, packet);
         if (ResetQueueFull)
         {
             // The device checks before each TX chain, so this happens only if one chain needs two RSTs.
@@ -232,6 +235,7 @@ internal sealed class VsockMuxer
 
         var connection = new VsockConnection(this, key, type, ConnectionState.Connecting);
         _connections.Add(key, connection);
+        ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: false);
         connection.StartConnecting(endpoint, completion, cancellationToken, Stopwatch.GetTimestamp());
     }
 
@@ -271,6 +275,7 @@ internal sealed class VsockMuxer
             ScheduleRx(connection);
             if (used != 0)
             {
+                ConnectionLog.DevicePacket(Options.Logger, rx);
                 return used;
             }
         }

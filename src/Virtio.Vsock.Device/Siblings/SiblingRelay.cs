@@ -110,6 +110,7 @@ internal sealed partial class SiblingRelay
     public bool HandleTx(VsockPacket packet, long now)
     {
         SiblingMember? self = _member;
+        SiblingLog.Outgoing(_logger, packet);
         if (self is null || !self.Outgoing.TryGetValue(packet.DstCid, out SiblingRoute? route))
         {
             Interlocked.Increment(ref Metrics.UnreachableField);
@@ -451,6 +452,7 @@ internal sealed partial class SiblingRelay
 
         header.Len = (uint)chunk;
         rx.SetHeader(in header);
+        SiblingLog.Delivered(_logger, in header);
         if (chunk > 0)
         {
             rx.CopyDataFrom(packet.Payload.AsSpan(offset, chunk));
@@ -523,6 +525,7 @@ internal sealed partial class SiblingRelay
     {
         flow.Deadline = now + _connectTimeoutTicks;
         _flows[flow.Key] = flow;
+        SiblingLog.Opened(_logger, _member?.Cid ?? 0, flow.Key, flow.Type, flow.LocallyInitiated);
         _timers.Enqueue(flow, flow.Deadline);
     }
 
@@ -533,6 +536,7 @@ internal sealed partial class SiblingRelay
             _flows.Remove(flow.Key);
         }
 
+        SiblingLog.Closed(_logger, _member?.Cid ?? 0, flow.Key, flow.State);
         flow.State = SiblingFlowState.Closed;
         flow.Deadline = 0;
     }
