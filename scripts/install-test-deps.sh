@@ -7,6 +7,9 @@
 #   .work/guest/bookworm/{vmlinux,initramfs.cpio.gz}   Debian 12 kernel (6.1)  - required
 #   .work/guest/trixie/{vmlinux,initramfs.cpio.gz}     Debian 13 kernel (6.12) - see below
 #   .work/guest/sid/{vmlinux,initramfs.cpio.gz}        Debian sid kernel (7.x)
+#   .work/guest/{trixie,sid}-vsocksuite/                the same kernels plus the kernel's own vsock
+#       test suite (vsock_test, vsock_perf) built from Debian's linux-source-<ver> package, and
+#       virtio_net for its TCP control channel (tests/guest/build-vsock-suite.sh)
 #
 # As root: `apt-get update` + `apt-get install -y --no-install-recommends ...` (skipped when
 # everything is already installed). Not root: prints the exact apt-get line to run and installs
@@ -20,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod gzip xz-utils zstd gcc libc6-dev linux-libc-dev
-  binutils debian-archive-keyring ca-certificates
+  binutils debian-archive-keyring ca-certificates make
 )
 APT_LINE="apt-get install -y --no-install-recommends ${PACKAGES[*]}"
 
@@ -81,7 +84,36 @@ build_newer() {
 build_newer trixie "Debian 13, Linux 6.12"
 build_newer sid "Debian sid, Linux 7.x"
 
-for s in bookworm trixie sid; do
+# The kernel's own vsock suite for the trixie and sid guests (KernelVsockSuiteTests). Same error
+# rules: a source package that could not be fetched fails CI only; a build failure always fails.
+build_suite() {
+  local suite=$1 src
+  [[ -s $OUT/$suite/vmlinux ]] || return 0
+  log "building the vsock suite variant of the $suite guest into $OUT/$suite-vsocksuite"
+  set +e
+  bash "$ROOT/tests/guest/build-vsock-suite.sh" "$OUT" "$suite"
+  src=$?
+  set -e
+  case $src in
+    0) log "$suite-vsocksuite ready" ;;
+    4)
+      if [[ ${CI:-} == true ]]; then
+        log "ERROR: the $suite kernel source package could not be fetched, and this is CI (CI=true): failing"
+        rc=1
+      else
+        log "WARNING: the $suite kernel source package could not be fetched; the kernel suite tests will be skipped"
+      fi
+      ;;
+    *)
+      log "ERROR: the vsock suite for $suite failed to build (exit $src): see above"
+      rc=1
+      ;;
+  esac
+}
+build_suite trixie
+build_suite sid
+
+for s in bookworm trixie sid trixie-vsocksuite sid-vsocksuite; do
   [[ -s $OUT/$s/vmlinux && -s $OUT/$s/initramfs.cpio.gz ]] &&
     log "$s: $(cat "$OUT/$s/kernel-version") -> $OUT/$s/{vmlinux,initramfs.cpio.gz}"
 done

@@ -71,19 +71,23 @@ mkdir -p "$WORK" "$OUT"
 
 # ---- 1. the source package (private apt state of build-guest.sh) ------------------------------
 APT=$CACHE/apt
-[[ -s $APT/sources.list ]] || die "no private apt state in $APT (build-guest.sh makes it for non-host suites)"
-APT_OPTS=(
-  -o "Dir::Etc::SourceList=$APT/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o "Dir::State::status=/dev/null"
-  -o "Acquire::Languages=none"
-)
+APT_OPTS=()
+if [[ -s $APT/sources.list ]]; then
+  APT_OPTS=(
+    -o "Dir::Etc::SourceList=$APT/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+    -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o "Dir::State::status=/dev/null"
+    -o "Acquire::Languages=none"
+  )
+else
+  log "no private apt state in $APT: the guest is the host's suite, using the host's apt configuration"
+fi
 [[ $(id -u) == 0 ]] && APT_OPTS+=(-o "APT::Sandbox::User=root")
 DEBS=$WORK/debs
 if [[ ! -e $DEBS/.done ]]; then
   rm -rf "$DEBS" "$WORK/src"
   mkdir -p "$DEBS"
   info=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$PKG" 2>/dev/null) || {
-    log "apt-get update (private lists in $APT)"
+    log "apt-get update${APT_OPTS[0]:+ (private lists in $APT)}"
     apt-get "${APT_OPTS[@]}" -q update >&2 || die_fetch "apt-get update failed"
     info=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$PKG" 2>/dev/null) \
       || die_fetch "apt-cache cannot find $PKG for suite $SUITE"
