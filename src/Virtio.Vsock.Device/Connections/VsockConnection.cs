@@ -420,6 +420,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
             Reset(refused: false, "SHUTDOWN before the connection is up");
             return;
         }
+        if ((flags & ShutdownFlags.Receive) != 0) _endpoint?.ShutdownReceive();
 
         if ((_peerShutdown & ShutdownFlags.Send) != 0 && _txBuffer.IsEmpty)
         {

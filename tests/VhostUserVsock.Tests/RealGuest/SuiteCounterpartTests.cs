@@ -35,7 +35,7 @@ public sealed class SuiteCounterpartTests(ITestOutputHelper output)
         var report = await GuestRun.RunAsync(image, daemon, Scenarios(), timeout: TimeSpan.FromSeconds(420), commandTimeout: TimeSpan.FromSeconds(150), ct);
         output.WriteLine(report.Summary());
         report.AssertClean();
-        foreach (var s in report.Scenarios.Values)
-            Assert.True(s.Passed, $"{suite} {s.Name}: {s.Failure}");
+        var failed = report.Scenarios.Values.Where(s => !s.Passed).ToList();
+        Assert.True(failed.Count == 0, string.Join("\n\n", failed.Select(s => $"{suite} {s.Name}: {s.Failure}")));
     }
 }
