@@ -47,8 +47,9 @@
  *   connect-refused CID PORT [MAXMS] stream: connect must fail with ECONNRESET or ECONNREFUSED
  *                                    within MAXMS milliseconds (default 1000)
  *   many-clients CID PORT N NBYTES   N concurrent echo-clients (client i uses seed SEED+i)
- *   shutrd-server PORT               stream: accept one, shutdown(SHUT_RD), print SHUTRD, wait for
- *                                    the peer's close (the host's sends must then fail with EPIPE)
+ *   shutrd-server PORT               stream: accept one, shutdown(SHUT_RD), print SHUTRD (the peer's
+ *                                    sends must now fail with EPIPE), then accept a second connection
+ *                                    (the peer's "done"), close both
  *   send-until-epipe CID PORT        stream: connect, read one byte (the host's go, after its
  *                                    shutdown(SHUT_RD)), send 4 KiB chunks until one fails: EPIPE
  *   peek-partial CID PORT NBYTES     stream: connect; read 1000 of the host's NBYTES, MSG_PEEK the
@@ -905,14 +906,15 @@ static bool read_exact_checked(int fd, const uint8_t *pat, uint8_t *buf, size_t 
     return true;
 }
 
-/* shutrd-server PORT: accept one, shutdown(SHUT_RD), print SHUTRD, wait for the peer's close. */
+/* shutrd-server PORT: accept one, shutdown(SHUT_RD), print SHUTRD, then accept a second
+ * connection on the same port: the peer's "done" signal (the peer's close cannot be seen on a
+ * socket that no longer reads); close both. */
 static void cmd_shutrd_server(uint32_t port)
 {
     struct result r;
     result_init(&r);
     int lfd = vsock_listen(SOCK_STREAM, port);
     int fd = vsock_accept(lfd, &r);
-    close(lfd);
     double t0 = now_s();
     if (fd >= 0) {
         if (shutdown(fd, SHUT_RD) < 0) {
@@ -920,17 +922,17 @@ static void cmd_shutrd_server(uint32_t port)
         } else {
             printf("SHUTRD\n");
             fflush(stdout);
-            /* POLLHUP once the peer closed (vsock reports it when both directions are shut) */
-            struct pollfd p = { .fd = fd, .events = 0 };
-            int n;
-            do
-                n = poll(&p, 1, g_total_s * 1000);
-            while (n < 0 && errno == EINTR);
-            if (n <= 0 || !(p.revents & (POLLHUP | POLLERR)))
-                set_fail(&r, EX_TIMEOUT, "reason=no-close-after-shutrd");
+            struct result r2;
+            result_init(&r2);
+            int done = vsock_accept(lfd, &r2);
+            if (done < 0)
+                set_fail(&r, r2.code, "reason=no-done-connection %s", r2.msg);
+            else
+                close(done);
         }
         close(fd);
     }
+    close(lfd);
     r.secs = now_s() - t0;
     finish(&r, "peer=%s", r.peer);
 }

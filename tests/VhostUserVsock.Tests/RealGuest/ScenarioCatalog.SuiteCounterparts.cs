@@ -43,6 +43,9 @@ public static partial class ScenarioCatalog
             conn.Blocking = true;
             ctx.Log($"host sent {sent} bytes, then {error}");
             conn.Dispose();
+            // the second connection tells the guest the host is done
+            var done = await GuestConnector.ConnectAsync(ctx.UdsPath, port, SocketType.Stream, ctx.Cancellation);
+            done.Socket!.Dispose();
             await ctx.ExpectOkAsync(name);
             ctx.Check(error == SocketError.Shutdown, $"the host's send after the guest's SHUT_RD ended with {error} after {sent} bytes, expected EPIPE (Shutdown)");
         },
