@@ -67,6 +67,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
     private bool _readRequested;
     private bool _writeRequested;
     private bool _creditRequested;
+    private bool _creditAnswered; // the guest answered our CREDIT_REQUEST: send what its credit allows, however small
 
     private int _signals;
     private int _queued;
@@ -316,6 +317,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
                 HandleShutdown((ShutdownFlags)(packet.Flags & (uint)ShutdownFlags.Both), now);
                 break;
             case VsockOp.CreditUpdate:
+                _creditAnswered = _creditRequested;
                 break;
             case VsockOp.CreditRequest:
                 _pendingCreditUpdate = true;
@@ -702,7 +704,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
         if (WantsHostRead)
         {
-            if (PeerFree >= MinChunk)
+            if (PeerFree >= (_creditAnswered ? 1u : MinChunk))
             {
                 return true;
             }
@@ -765,7 +767,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
             return WriteHeader(rx, VsockOp.Response, 0, 0);
         }
 
-        if (WantsHostRead && PeerFree >= MinChunk)
+        if (WantsHostRead && PeerFree >= (_creditAnswered ? 1u : MinChunk))
         {
             uint used = TryProduceData(rx);
             if (used != 0)
@@ -839,7 +841,7 @@ internal sealed class VsockConnection : IVsockIncomingConnection, IVsockEndpoint
 
                 int bytes = Math.Min(result.Bytes, max);
                 _txCnt += (uint)bytes;
-                _creditRequested = false;
+                _creditRequested = _creditAnswered = false;
                 _pendingCreditUpdate = false;
                 Interlocked.Add(ref _muxer.Metrics.RxBytesField, bytes);
                 return WriteHeader(rx, VsockOp.Rw, (uint)bytes, Type == VsockType.SeqPacket ? (uint)result.Flags : 0);
