@@ -61,6 +61,11 @@ public sealed class KernelVsockSuiteTests(ITestOutputHelper output)
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{kernel}: pair wall time {result.WallTime.TotalSeconds:0} s for {result.Repetitions} repetitions of {result.Runs.Select(r => r.Id).Distinct().Count()} tests"));
         Assert.Null(result.Problem);
+        output.WriteLine("daemon log: " + string.Join(", ", result.DaemonLogCounts.Select(p => $"{p.Key} {p.Value}")));
+        // every guest-to-guest connection is logged when it opens and when it ends (both VMs' relays)
+        Assert.True(result.DaemonLogCounts["sibling-opened"] > 0, $"{kernel}: no 'sibling connection ... opened' debug event in the daemon log\n{result.Diagnostics}");
+        Assert.True(result.DaemonLogCounts["sibling-closed"] > 0, $"{kernel}: no 'sibling connection ... closed' debug event in the daemon log\n{result.Diagnostics}");
+        Assert.Equal(0, result.DaemonLogCounts["errors"]);
         var pattern = PatternBytes();
         foreach (var name in new[] { "perf-tx-a", "perf-rx-a", "perf-tx-b", "perf-rx-b", "pat-rx-a", "pat-tx-a", "pat-rx-b", "pat-tx-b" })
         {

@@ -31,10 +31,13 @@ public sealed class SuiteCounterpartTests(ITestOutputHelper output)
     {
         var image = RealGuestEnvironment.Require(suite);
         var ct = TestContext.Current.CancellationToken;
-        await using var daemon = await DaemonProcess.StartAsync(cancellationToken: ct);
+        await using var daemon = await DaemonProcess.StartAsync(logLevel: "debug", cancellationToken: ct);
         var report = await GuestRun.RunAsync(image, daemon, Scenarios(), timeout: TimeSpan.FromSeconds(420), commandTimeout: TimeSpan.FromSeconds(150), ct);
         output.WriteLine(report.Summary());
         report.AssertClean();
+        // the device's per-connection debug events: guest- and host-initiated opens, and closes
+        foreach (var expected in new[] { ") opened by the guest", ") opened by the host", " closed in state " })
+            Assert.Contains(expected, report.DaemonLog, StringComparison.Ordinal);
         var failed = report.Scenarios.Values.Where(s => !s.Passed).ToList();
         Assert.True(failed.Count == 0, string.Join("\n\n", failed.Select(s => $"{suite} {s.Name}: {s.Failure}")));
     }

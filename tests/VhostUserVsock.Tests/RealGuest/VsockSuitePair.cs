@@ -48,7 +48,8 @@ public static class VsockSuitePair
         // a whole-run limit: boot, every run at a generous 60 s each (most take 1-5 s), transfers
         var total = TimeSpan.FromSeconds(600 + repetitions * tests.Count * 60.0);
         var clock = Stopwatch.StartNew();
-        await using var daemon = await DaemonProcess.StartSiblingsAsync([ServerCid, ClientCid], "suite").ConfigureAwait(false);
+        // debug: the per-connection events of the device and the sibling relay (counted below)
+        await using var daemon = await DaemonProcess.StartSiblingsAsync([ServerCid, ClientCid], "suite", logLevel: "debug").ConfigureAwait(false);
         QemuGuest? server = null, client = null;
         await using var gate = new GuestGateServer((key, ct) => DecideAsync(key, server, client, limit, ct));
         var hostPort = GuestGateServer.FreeLoopbackPort();
@@ -127,6 +128,13 @@ public static class VsockSuitePair
                 }
             }
         }
+        var daemonLog = daemon.Log;
+        var logCounts = new Dictionary<string, int>(StringComparer.Ordinal)
+        {
+            ["sibling-opened"] = CountLines(daemonLog, "vsock: sibling connection ", ") opened by CID "),
+            ["sibling-closed"] = CountLines(daemonLog, "vsock: sibling connection ", " closed in state "),
+            ["errors"] = CountLines(daemonLog, "fail: ", "") + CountLines(daemonLog, "crit: ", ""),
+        };
         var diagnostics = new StringBuilder()
             .Append("---- server guest (CID 3) ----\n").Append(Tail(server.Describe(), 400))
             .Append("\n---- client guest (CID 4) ----\n").Append(Tail(client.Describe(), 400))
@@ -141,6 +149,7 @@ public static class VsockSuitePair
             WallTime = clock.Elapsed,
             SuiteTime = suiteDone,
             Transfers = transfers,
+            DaemonLogCounts = logCounts,
             Problem = problem,
             Diagnostics = diagnostics.ToString(),
         };
@@ -220,6 +229,18 @@ public static class VsockSuitePair
             }
         }
         return steps;
+    }
+
+    private static int CountLines(string log, string first, string second)
+    {
+        int count = 0;
+        foreach (var line in log.AsSpan().EnumerateLines())
+        {
+            int at = line.IndexOf(first, StringComparison.Ordinal);
+            if (at >= 0 && line[(at + first.Length)..].IndexOf(second, StringComparison.Ordinal) >= 0)
+                count++;
+        }
+        return count;
     }
 
     private static bool TryInt(string s, out int v) =>

@@ -55,6 +55,9 @@ public sealed class VsockSuiteResult
     /// <summary>vsock_perf and pattern lines by command name (RESULT and the throughput lines).</summary>
     public required IReadOnlyDictionary<string, string> Transfers { get; init; }
 
+    /// <summary>Counts of daemon log events (debug level): sibling-opened, sibling-closed, errors.</summary>
+    public required IReadOnlyDictionary<string, int> DaemonLogCounts { get; init; }
+
     /// <summary>Why the pair did not finish cleanly (guest outcome, daemon exit), or null.</summary>
     public required string? Problem { get; init; }
 
