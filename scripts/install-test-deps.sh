@@ -9,6 +9,9 @@
 #   .work/guest/sid/{vmlinux,initramfs.cpio.gz}        Debian sid kernel (7.x)
 #   .work/guest/<suite>-dotnet/...                      the same guests plus the NativeAOT .NET agent
 #                                                       (tests/guest/build-dotnet-guest.sh; needs dotnet, gcc)
+#   .work/guest/{trixie,sid}-vsocksuite/                the same kernels plus the kernel's own vsock
+#       test suite (vsock_test, vsock_perf) built from Debian's linux-source-<ver> package, and
+#       virtio_net for its TCP control channel (tests/guest/build-vsock-suite.sh)
 #
 # As root: `apt-get update` + `apt-get install -y --no-install-recommends ...` (skipped when
 # everything is already installed). Not root: prints the exact apt-get line to run and installs
@@ -22,7 +25,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod gzip xz-utils zstd gcc libc6-dev linux-libc-dev
-  binutils debian-archive-keyring ca-certificates tshark systemd
+  binutils debian-archive-keyring ca-certificates tshark systemd make
 )
 APT_LINE="apt-get install -y --no-install-recommends ${PACKAGES[*]}"
 
@@ -83,6 +86,35 @@ build_newer() {
 build_newer trixie "Debian 13, Linux 6.12"
 build_newer sid "Debian sid, Linux 7.x"
 
+# The kernel's own vsock suite for the trixie and sid guests (KernelVsockSuiteTests). Same error
+# rules: a source package that could not be fetched fails CI only; a build failure always fails.
+build_suite() {
+  local suite=$1 src
+  [[ -s $OUT/$suite/vmlinux ]] || return 0
+  log "building the vsock suite variant of the $suite guest into $OUT/$suite-vsocksuite"
+  set +e
+  bash "$ROOT/tests/guest/build-vsock-suite.sh" "$OUT" "$suite"
+  src=$?
+  set -e
+  case $src in
+    0) log "$suite-vsocksuite ready" ;;
+    4)
+      if [[ ${CI:-} == true ]]; then
+        log "ERROR: the $suite kernel source package could not be fetched, and this is CI (CI=true): failing"
+        rc=1
+      else
+        log "WARNING: the $suite kernel source package could not be fetched; the kernel suite tests will be skipped"
+      fi
+      ;;
+    *)
+      log "ERROR: the vsock suite for $suite failed to build (exit $src): see above"
+      rc=1
+      ;;
+  esac
+}
+build_suite trixie
+build_suite sid
+
 # The .NET guest agent (tests/guest/vsock-agent, NativeAOT) added to every guest built above:
 # .work/guest/<suite>-dotnet (RealGuest/DotNetGuestTests). A failure is always an error.
 log "publishing the .NET guest agent (NativeAOT) and building the <suite>-dotnet guests"
@@ -91,7 +123,7 @@ if ! bash "$ROOT/tests/guest/build-dotnet-guest.sh" "$OUT"; then
   rc=1
 fi
 
-for s in bookworm trixie sid bookworm-dotnet trixie-dotnet sid-dotnet; do
+for s in bookworm trixie sid trixie-vsocksuite sid-vsocksuite bookworm-dotnet trixie-dotnet sid-dotnet; do
   [[ -s $OUT/$s/vmlinux && -s $OUT/$s/initramfs.cpio.gz ]] &&
     log "$s: $(cat "$OUT/$s/kernel-version") -> $OUT/$s/{vmlinux,initramfs.cpio.gz}"
 done

@@ -250,6 +250,15 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
     }
 
     /// <inheritdoc/>
+    public void ShutdownReceive()
+    {
+        if (Volatile.Read(ref _closed) == 0)
+        {
+            UnixSocketIo.ShutdownReceive(_socket);
+        }
+    }
+
+    /// <inheritdoc/>
     public void Close(bool abort)
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)

@@ -374,6 +374,8 @@ if [ "$(param vsocktest.loopback)" = 1 ]; then
   fi
 fi
 
+# image variants (build-vsock-suite.sh) add their own setup here, e.g. networking
+[ -x /etc/rc.local ] && /etc/rc.local
 dev=0
 for d in /sys/bus/virtio/devices/*; do
   [ "$(cat "$d/device" 2>/dev/null)" = 0x0013 ] && dev=1

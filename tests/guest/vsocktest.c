@@ -47,6 +47,22 @@
  *   connect-refused CID PORT [MAXMS] stream: connect must fail with ECONNRESET or ECONNREFUSED
  *                                    within MAXMS milliseconds (default 1000)
  *   many-clients CID PORT N NBYTES   N concurrent echo-clients (client i uses seed SEED+i)
+ *   shutrd-server PORT               stream: accept one, shutdown(SHUT_RD), print SHUTRD (the peer's
+ *                                    sends must now fail with EPIPE), then accept a second connection
+ *                                    (the peer's "done"), close both
+ *   send-until-epipe CID PORT        stream: connect, read one byte (the host's go, after its
+ *                                    shutdown(SHUT_RD)), send 4 KiB chunks until one fails: EPIPE
+ *   peek-partial CID PORT NBYTES     stream: connect; read 1000 of the host's NBYTES, MSG_PEEK the
+ *                                    rest once queued (must be the pattern from offset 1000), read it
+ *   rcvlowat-server PORT def|low     stream: the suite's "virtio credit update + SO_RCVLOWAT" (def)
+ *                                    and "+ low rx_bytes" (low), receiver side: 128 KiB buffer, one
+ *                                    byte to the peer, the peer sends 128 KiB + 1; read 64 KiB, then
+ *                                    poll() with SO_RCVLOWAT 64 KiB + 1 must see the last byte
+ *   send-small CID PORT COUNT SIZE   stream: COUNT non-blocking sends of SIZE bytes; prints
+ *                                    "BLOCKED sent=<n>" at the first EAGAIN; fails if none blocked
+ *   credit-bounds-server PORT BUFSIZE NBYTES
+ *                                    stream: buffer BUFSIZE, read only when BUFSIZE/2 is queued; the
+ *                                    queued bytes must never exceed BUFSIZE (the sender's credit)
  *
  * PATTERN
  *   Byte at stream offset k (k = 0, 1, ... counted from the first byte of a connection, or of a
@@ -834,6 +850,312 @@ static void serve_many(int type, uint32_t port, int count)
 /* ------------------------------------------------------------------------------------------ */
 /* Subcommands */
 
+/* ------------------------------------------------------------------------------------------ */
+/* Counterparts of the kernel suite's checks, host <-> guest (see the SUBCOMMANDS list above)  */
+
+/* Waits until `fd` has at least `want` bytes queued (MSG_PEEK), within the idle timeout.
+ * Returns the queued count (>= want), or -1 with r set. */
+static ssize_t wait_queued(int fd, uint8_t *buf, size_t want, struct result *r)
+{
+    double deadline = now_s() + g_idle_s;
+    for (;;) {
+        ssize_t n = recv(fd, buf, want, MSG_PEEK | MSG_DONTWAIT);
+        if (n >= 0 && (size_t)n >= want)
+            return n;
+        if (n == 0) {
+            set_fail(r, EX_FAIL, "reason=eof-before-data want=%zu", want);
+            return -1;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            set_errno(r, "peek", errno);
+            return -1;
+        }
+        if (now_s() > deadline) {
+            set_fail(r, EX_TIMEOUT, "reason=queue-timeout want=%zu have=%zd", want, n);
+            return -1;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        poll(&p, 1, 50); /* woken by new data; the timeout only re-checks a partial queue */
+    }
+}
+
+/* Reads exactly n bytes (blocking, idle timeout), checks them against the pattern at r->bytes. */
+static bool read_exact_checked(int fd, const uint8_t *pat, uint8_t *buf, size_t n, int flags, struct result *r)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = recv(fd, buf + got, n - got, flags);
+        if (k == 0) {
+            set_fail(r, EX_FAIL, "reason=unexpected-eof at=%" PRIu64, r->bytes + got);
+            return false;
+        }
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            set_errno(r, "recv", errno);
+            return false;
+        }
+        got += (size_t)k;
+    }
+    check_rx(r, pat, r->bytes, buf, n);
+    r->bytes += n;
+    if (r->bad_at >= 0) {
+        set_fail(r, EX_FAIL, "reason=pattern-mismatch at=%" PRId64, r->bad_at);
+        return false;
+    }
+    return true;
+}
+
+/* shutrd-server PORT: accept one, shutdown(SHUT_RD), print SHUTRD, then accept a second
+ * connection on the same port: the peer's "done" signal (the peer's close cannot be seen on a
+ * socket that no longer reads); close both. */
+static void cmd_shutrd_server(uint32_t port)
+{
+    struct result r;
+    result_init(&r);
+    int lfd = vsock_listen(SOCK_STREAM, port);
+    int fd = vsock_accept(lfd, &r);
+    double t0 = now_s();
+    if (fd >= 0) {
+        if (shutdown(fd, SHUT_RD) < 0) {
+            set_errno(&r, "shutdown", errno);
+        } else {
+            printf("SHUTRD\n");
+            fflush(stdout);
+            struct result r2;
+            result_init(&r2);
+            int done = vsock_accept(lfd, &r2);
+            if (done < 0)
+                set_fail(&r, r2.code, "reason=no-done-connection %s", r2.msg);
+            else
+                close(done);
+        }
+        close(fd);
+    }
+    close(lfd);
+    r.secs = now_s() - t0;
+    finish(&r, "peer=%s", r.peer);
+}
+
+/* send-until-epipe CID PORT: connect, read the host's one byte (sent after its SHUT_RD), then send
+ * 4 KiB chunks until a send fails; it must fail with EPIPE within the idle timeout. */
+static void cmd_send_until_epipe(uint32_t cid, uint32_t port)
+{
+    struct result r;
+    result_init(&r);
+    signal(SIGPIPE, SIG_IGN);
+    double t0 = now_s();
+    int fd = vsock_connect(SOCK_STREAM, cid, port, &r);
+    int sends = 0;
+    if (fd >= 0) {
+        uint8_t b;
+        ssize_t k = recv(fd, &b, 1, 0);
+        if (k != 1) {
+            set_fail(&r, EX_FAIL, "reason=no-go-byte");
+        } else {
+            uint8_t *pat = pattern_new(g_seed, 4096);
+            double deadline = now_s() + g_idle_s;
+            for (;;) {
+                ssize_t s = send(fd, pat, 4096, MSG_DONTWAIT);
+                if (s > 0) {
+                    r.bytes += (uint64_t)s;
+                    sends++;
+                } else if (s < 0 && errno == EPIPE) {
+                    break;
+                } else if (s < 0 && errno != EAGAIN && errno != EINTR) {
+                    set_errno(&r, "send-not-epipe", errno);
+                    break;
+                } else {
+                    struct pollfd p = { .fd = fd, .events = POLLOUT };
+                    poll(&p, 1, 50); /* writable, or re-check for the peer's shutdown */
+                }
+                if (now_s() > deadline) {
+                    set_fail(&r, EX_TIMEOUT, "reason=no-epipe sends=%d", sends);
+                    break;
+                }
+            }
+            free(pat);
+        }
+        close(fd);
+    }
+    r.secs = now_s() - t0;
+    finish(&r, "peer=%s sends=%d", r.peer, sends);
+}
+
+/* peek-partial CID PORT NBYTES (NBYTES > 1000): connect; the host sends NBYTES of pattern. Read
+ * 1000 bytes, wait until the rest is queued, MSG_PEEK all of it (must be the pattern from offset
+ * 1000, not from the first packet's start), peek a small prefix again, then read it for real. */
+static void cmd_peek_partial(uint32_t cid, uint32_t port, uint64_t n)
+{
+    struct result r;
+    result_init(&r);
+    if (n <= 1000 || n > (16u << 20))
+        die(EX_USAGE, "reason=usage detail=nbytes-1001..16M");
+    double t0 = now_s();
+    int fd = vsock_connect(SOCK_STREAM, cid, port, &r);
+    if (fd >= 0) {
+        uint8_t *pat = pattern_new(g_seed, (size_t)n);
+        uint8_t *buf = malloc((size_t)n);
+        size_t rest = (size_t)n - 1000;
+        if (read_exact_checked(fd, pat, buf, 1000, 0, &r) && wait_queued(fd, buf, rest, &r) >= 0) {
+            if (memcmp(buf, pattern_at(pat, 1000), rest) != 0)
+                set_fail(&r, EX_FAIL, "reason=peek-mismatch");
+            ssize_t k = recv(fd, buf, 100, MSG_PEEK | MSG_DONTWAIT);
+            if (r.code == EX_OK && (k != 100 || memcmp(buf, pattern_at(pat, 1000), 100) != 0))
+                set_fail(&r, EX_FAIL, "reason=second-peek-mismatch got=%zd", k);
+            if (r.code == EX_OK)
+                read_exact_checked(fd, pat, buf, rest, 0, &r);
+            if (r.code == EX_OK)
+                wait_eof(fd, &r);
+        }
+        free(buf);
+        free(pat);
+        close(fd);
+    }
+    r.secs = now_s() - t0;
+    finish(&r, "peer=%s", r.peer);
+}
+
+/* rcvlowat-server PORT def|low: the kernel suite's "virtio credit update + SO_RCVLOWAT" (def) and
+ * "+ low rx_bytes" (low), guest side. Buffer 128 KiB; the peer sends 128 KiB + 1 after our one byte;
+ * wait for 128 KiB queued, read 64 KiB; SO_RCVLOWAT 64 KiB + 1 (set before reading for low, after
+ * for def: either way the guest sends a credit update); poll must see the last byte. */
+static void cmd_rcvlowat_server(uint32_t port, bool low)
+{
+    struct result r;
+    result_init(&r);
+    const size_t bufsz = 128 * 1024, pkt = 64 * 1024;
+    int lfd = vsock_listen(SOCK_STREAM, port);
+    int fd = vsock_accept(lfd, &r);
+    close(lfd);
+    double t0 = now_s();
+    if (fd >= 0) {
+        uint8_t *pat = pattern_new(g_seed, bufsz + 1);
+        uint8_t *buf = malloc(bufsz + 1);
+        unsigned long long v = bufsz;
+        int lowat = (int)pkt + 1;
+        if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &v, sizeof v) < 0)
+            set_errno(&r, "setsockopt-buffer", errno);
+        else if (low && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) < 0)
+            set_errno(&r, "setsockopt-rcvlowat", errno);
+        else if (send(fd, "G", 1, 0) != 1)
+            set_errno(&r, "send-go", errno);
+        else if (wait_queued(fd, buf, bufsz, &r) >= 0 && read_exact_checked(fd, pat, buf, pkt, 0, &r)) {
+            if (!low && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) < 0)
+                set_errno(&r, "setsockopt-rcvlowat", errno);
+            struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDNORM };
+            int k;
+            do
+                k = poll(&p, 1, g_idle_s * 1000);
+            while (k < 0 && errno == EINTR);
+            if (r.code == EX_OK && k <= 0)
+                set_fail(&r, EX_TIMEOUT, "reason=poll-rcvlowat-timeout");
+            if (r.code == EX_OK && read_exact_checked(fd, pat, buf, pkt + 1, MSG_DONTWAIT, &r))
+                wait_eof(fd, &r);
+        }
+        free(buf);
+        free(pat);
+        close(fd);
+    }
+    r.secs = now_s() - t0;
+    finish(&r, "peer=%s", r.peer);
+}
+
+/* send-small CID PORT COUNT SIZE: COUNT non-blocking sends of SIZE pattern bytes; prints
+ * "BLOCKED sent=<bytes>" at the first EAGAIN (backpressure reached the guest), then waits for
+ * POLLOUT and goes on; SHUT_WR after the last, wait for the peer's close. */
+static void cmd_send_small(uint32_t cid, uint32_t port, uint32_t count, uint32_t size)
+{
+    struct result r;
+    result_init(&r);
+    if (size < 1 || size > 65536)
+        die(EX_USAGE, "reason=usage detail=size-1..65536");
+    double t0 = now_s();
+    int fd = vsock_connect(SOCK_STREAM, cid, port, &r);
+    bool blocked = false;
+    if (fd >= 0) {
+        uint8_t *pat = pattern_new(g_seed, size);
+        set_nonblock(fd, true);
+        uint64_t total = (uint64_t)count * size;
+        while (r.bytes < total && r.code == EX_OK) {
+            size_t piece = total - r.bytes < size ? (size_t)(total - r.bytes) : size;
+            ssize_t s = send(fd, pattern_at(pat, r.bytes), piece, 0);
+            if (s > 0) {
+                r.crc = crc_update(r.crc, pattern_at(pat, r.bytes), (size_t)s);
+                r.bytes += (uint64_t)s;
+                continue;
+            }
+            if (s < 0 && (errno == EAGAIN || errno == EINTR)) {
+                if (!blocked) {
+                    blocked = true;
+                    printf("BLOCKED sent=%" PRIu64 "\n", r.bytes);
+                    fflush(stdout);
+                }
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                if (poll(&p, 1, g_idle_s * 1000) == 0)
+                    set_fail(&r, EX_TIMEOUT, "reason=send-stalled at=%" PRIu64, r.bytes);
+                continue;
+            }
+            set_errno(&r, "send", errno);
+        }
+        set_nonblock(fd, false);
+        if (r.code == EX_OK && shutdown(fd, SHUT_WR) < 0)
+            set_errno(&r, "shutdown", errno);
+        if (r.code == EX_OK)
+            wait_eof(fd, &r);
+        if (r.code == EX_OK && !blocked)
+            set_fail(&r, EX_FAIL, "reason=never-blocked");
+        free(pat);
+        close(fd);
+    }
+    r.secs = now_s() - t0;
+    finish(&r, "peer=%s blocked=%d", r.peer, blocked ? 1 : 0);
+}
+
+/* credit-bounds-server PORT BUFSIZE NBYTES: the guest's buffer is BUFSIZE; it reads only when at
+ * least BUFSIZE/2 (or the rest) is queued, so the sender runs into the credit limit; the queued
+ * bytes (MSG_PEEK) must never exceed BUFSIZE, and every byte must arrive in order. */
+static void cmd_credit_bounds_server(uint32_t port, uint32_t bufsz, uint64_t n)
+{
+    struct result r;
+    result_init(&r);
+    if (bufsz < 1024 || bufsz > (1u << 20))
+        die(EX_USAGE, "reason=usage detail=bufsize-1K..1M");
+    g_vbuf = bufsz;
+    int lfd = vsock_listen(SOCK_STREAM, port);
+    int fd = vsock_accept(lfd, &r);
+    close(lfd);
+    double t0 = now_s();
+    size_t maxq = 0;
+    if (fd >= 0) {
+        uint8_t *pat = pattern_new(g_seed, (size_t)bufsz * 2);
+        uint8_t *buf = malloc((size_t)bufsz * 2);
+        while (r.code == EX_OK && r.bytes < n) {
+            uint64_t left = n - r.bytes;
+            size_t want = left < bufsz / 2 ? (size_t)left : bufsz / 2;
+            ssize_t q = wait_queued(fd, buf, want, &r);
+            if (q < 0)
+                break;
+            /* everything queued right now (peek with room for twice the buffer) */
+            ssize_t all = recv(fd, buf, (size_t)bufsz * 2, MSG_PEEK | MSG_DONTWAIT);
+            if (all > 0 && (size_t)all > maxq)
+                maxq = (size_t)all;
+            if (all > 0 && (size_t)all > bufsz) {
+                set_fail(&r, EX_FAIL, "reason=credit-exceeded queued=%zd bufsize=%u", all, bufsz);
+                break;
+            }
+            read_exact_checked(fd, pat, buf, want, 0, &r);
+        }
+        if (r.code == EX_OK)
+            wait_eof(fd, &r);
+        free(buf);
+        free(pat);
+        close(fd);
+    }
+    r.secs = now_s() - t0;
+    finish(&r, "peer=%s maxqueued=%zu", r.peer, maxq);
+}
+
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
@@ -844,7 +1166,10 @@ static void usage(void)
             "  recv CID PORT [NBYTES] | recv-server PORT [NBYTES] | server-send PORT NBYTES\n"
             "  seq-client CID PORT SIZE... | seq-echo-server PORT [COUNT]\n"
             "  halfclose-client CID PORT [NBYTES] | halfclose-server PORT\n"
-            "  connect-refused CID PORT [MAXMS] | many-clients CID PORT N NBYTES\n");
+            "  connect-refused CID PORT [MAXMS] | many-clients CID PORT N NBYTES\n"
+            "  shutrd-server PORT | send-until-epipe CID PORT | peek-partial CID PORT NBYTES\n"
+            "  rcvlowat-server PORT def|low | send-small CID PORT COUNT SIZE\n"
+            "  credit-bounds-server PORT BUFSIZE NBYTES\n");
     printf("FAIL %s reason=usage\n", g_sub);
     exit(EX_USAGE);
 }
@@ -1174,6 +1499,33 @@ int main(int argc, char **argv)
         if (n < 1 || n > MAX_CLIENTS)
             die(EX_USAGE, "reason=usage detail=n-1..%d", MAX_CLIENTS);
         cmd_many_clients(cid, port, (int)n, parse_u64(a[3], "nbytes"));
+    }
+    if (!strcmp(s, "shutrd-server")) {
+        need_args(na, 1, 1);
+        cmd_shutrd_server(parse_u32(a[0], "port"));
+    }
+    if (!strcmp(s, "send-until-epipe")) {
+        need_args(na, 2, 2);
+        cmd_send_until_epipe(parse_u32(a[0], "cid"), parse_u32(a[1], "port"));
+    }
+    if (!strcmp(s, "peek-partial")) {
+        need_args(na, 3, 3);
+        cmd_peek_partial(parse_u32(a[0], "cid"), parse_u32(a[1], "port"), parse_u64(a[2], "nbytes"));
+    }
+    if (!strcmp(s, "rcvlowat-server")) {
+        need_args(na, 2, 2);
+        if (strcmp(a[1], "def") && strcmp(a[1], "low"))
+            usage();
+        cmd_rcvlowat_server(parse_u32(a[0], "port"), !strcmp(a[1], "low"));
+    }
+    if (!strcmp(s, "send-small")) {
+        need_args(na, 4, 4);
+        cmd_send_small(parse_u32(a[0], "cid"), parse_u32(a[1], "port"), parse_u32(a[2], "count"),
+                       parse_u32(a[3], "size"));
+    }
+    if (!strcmp(s, "credit-bounds-server")) {
+        need_args(na, 3, 3);
+        cmd_credit_bounds_server(parse_u32(a[0], "port"), parse_u32(a[1], "bufsize"), parse_u64(a[2], "nbytes"));
     }
     usage();
 }

@@ -42,6 +42,14 @@ public interface IVsockEndpoint
     /// <summary>The guest will send no more: the host peer sees end of stream after the data already written.</summary>
     void ShutdownSend();
 
+    /// <summary>
+    /// The guest will receive no more (it called <c>shutdown(SHUT_RD)</c>): the host peer's further sends
+    /// should fail (EPIPE for a Unix socket). Default: nothing (the connection just stops reading).
+    /// </summary>
+    void ShutdownReceive()
+    {
+    }
+
     /// <summary>The connection is over; release everything. Idempotent.</summary>
     /// <param name="abort"><see langword="true"/> for a reset (the host peer sees an error), <see langword="false"/> for an orderly close.</param>
     void Close(bool abort);

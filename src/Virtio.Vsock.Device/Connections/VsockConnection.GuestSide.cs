@@ -39,7 +39,7 @@ internal sealed partial class VsockConnection
             case VsockOp.Response:
                 if (State != ConnectionState.Connecting)
                 {
-                    Reset(refused: false);
+                    Reset(refused: false, "RESPONSE while not connecting");
                     return;
                 }
 
@@ -52,6 +52,9 @@ internal sealed partial class VsockConnection
                 HandleShutdown((ShutdownFlags)(packet.Flags & (uint)ShutdownFlags.Both), now);
                 break;
             case VsockOp.CreditUpdate:
+                // An answer to our CREDIT_REQUEST: whatever credit it gives is all the guest will give before its
+                // reader moves (e.g. SO_RCVLOWAT at its buffer size), so send even less than the usual minimum.
+                _creditAnswered = _creditStalled && _creditRequestsThisStall > 0;
                 break;
             case VsockOp.CreditRequest:
                 // Before the connection is up the RESPONSE (or REQUEST) we owe carries our credit: a
@@ -64,7 +67,7 @@ internal sealed partial class VsockConnection
                 break;
             default:
                 // REQUEST on an existing connection, INVALID, unknown ops: protocol errors.
-                Reset(refused: false);
+                Reset(refused: false, "protocol error: unexpected op");
                 return;
         }
 
@@ -98,7 +101,7 @@ internal sealed partial class VsockConnection
         if (State != ConnectionState.Established || _pendingResponse || (_peerShutdown & ShutdownFlags.Send) != 0 || _endpoint is null)
         {
             // Data before the connection is up or after the guest said it sends no more.
-            Reset(refused: false);
+            Reset(refused: false, "data before the connection is up or after SHUTDOWN(send)");
             return;
         }
 
@@ -107,7 +110,7 @@ internal sealed partial class VsockConnection
         if (len > free)
         {
             Interlocked.Increment(ref _muxer.Metrics.CreditViolationsField);
-            Reset(refused: false);
+            Reset(refused: false, "the guest sent beyond its credit");
             return;
         }
 
@@ -137,7 +140,7 @@ internal sealed partial class VsockConnection
                     break;
                 default:
                     Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
-                    Reset(refused: false);
+                    Reset(refused: false, "host write failed");
                     return;
             }
         }
@@ -155,7 +158,7 @@ internal sealed partial class VsockConnection
                 Interlocked.Increment(ref appended == TxAppendResult.OverBudget
                     ? ref _muxer.Metrics.BufferLimitResetsField
                     : ref _muxer.Metrics.CreditViolationsField);
-                Reset(refused: false);
+                Reset(refused: false, appended == TxAppendResult.OverBudget ? "the device's buffered-bytes limit is reached" : "the guest sent beyond its credit (TX buffer full)");
                 return;
             }
 
@@ -170,8 +173,14 @@ internal sealed partial class VsockConnection
         _peerShutdown |= flags;
         if (State is ConnectionState.Accepting or ConnectionState.Connecting)
         {
-            Reset(refused: false);
+            Reset(refused: false, "SHUTDOWN before the connection is up");
             return;
+        }
+
+        if ((flags & ShutdownFlags.Receive) != 0)
+        {
+            // The guest reads no more: the host program's sends must fail (EPIPE), not fill a socket nobody drains.
+            _endpoint?.ShutdownReceive();
         }
 
         if ((_peerShutdown & ShutdownFlags.Send) != 0 && _txBuffer.IsEmpty)
@@ -242,7 +251,7 @@ internal sealed partial class VsockConnection
             else if (status != EndpointStatus.Ok)
             {
                 Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
-                Reset(refused: false);
+                Reset(refused: false, "host write failed");
                 return;
             }
         }
@@ -328,12 +337,15 @@ internal sealed partial class VsockConnection
 
     /// <summary>Resets the connection: the host endpoint is aborted and the guest gets RST.</summary>
     /// <param name="refused">Whether this refuses a connection attempt (for metrics).</param>
-    public void Reset(bool refused)
+    /// <param name="reason">Why, for the debug log (a constant string).</param>
+    public void Reset(bool refused, string reason = "reset")
     {
         if (State is ConnectionState.Resetting or ConnectionState.Closed)
         {
             return;
         }
+
+        ConnectionLog.Reset(_muxer.Options.Logger, Key, State, reason);
 
         if (refused)
         {
@@ -379,6 +391,7 @@ internal sealed partial class VsockConnection
         _endpoint = null;
         CloseAnsweredEndpoint();
         _txBuffer.Release();
+        ConnectionLog.Closed(_muxer.Options.Logger, Key, State, orderly);
         State = ConnectionState.Closed;
         Deadline = 0;
         Interlocked.Increment(ref orderly ? ref _muxer.Metrics.ConnectionsClosedField : ref _muxer.Metrics.ConnectionsResetField);

@@ -26,17 +26,17 @@ internal sealed partial class VsockConnection
         {
             case ConnectionState.Accepting:
                 Interlocked.Increment(ref _muxer.Metrics.ConnectTimeoutsField);
-                Reset(refused: true);
+                Reset(refused: true, "the host did not answer the REQUEST in time");
                 break;
             case ConnectionState.Connecting:
                 Interlocked.Increment(ref _muxer.Metrics.ConnectTimeoutsField);
                 _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.TimedOut, $"The guest did not answer the connection to port {Key.PeerPort} in time."));
                 _connectCompletion = null;
-                Reset(refused: false);
+                Reset(refused: false, "the guest did not answer the connect in time");
                 break;
             case ConnectionState.Closing:
                 Interlocked.Increment(ref _muxer.Metrics.ShutdownTimeoutsField);
-                Reset(refused: false);
+                Reset(refused: false, "the guest did not finish the close in time");
                 break;
             case ConnectionState.Established when _creditStalled && WantsHostRead && PeerFree < MinChunk:
                 // No update ended the stall: ask, then wait twice as long before asking again (up to 64x).
@@ -76,7 +76,7 @@ internal sealed partial class VsockConnection
 
         if (WantsHostRead)
         {
-            if (PeerFree >= MinChunk)
+            if (PeerFree >= SmallestRw)
             {
                 return true;
             }
@@ -88,6 +88,7 @@ internal sealed partial class VsockConnection
                 _creditStalled = true;
                 _creditRequestsThisStall = 0;
                 Interlocked.Increment(ref _muxer.Metrics.CreditStallsField);
+                ConnectionLog.CreditStall(_muxer.Options.Logger, Key, PeerFree);
                 ArmTimer(Stopwatch.GetTimestamp(), _muxer.Options.CreditRequestDelay);
             }
         }
@@ -140,7 +141,7 @@ internal sealed partial class VsockConnection
             return WriteHeader(rx, VsockOp.Response, 0, 0);
         }
 
-        if (WantsHostRead && PeerFree >= MinChunk)
+        if (WantsHostRead && PeerFree >= SmallestRw)
         {
             uint used = TryProduceData(rx);
             if (used != 0)
@@ -214,7 +215,7 @@ internal sealed partial class VsockConnection
 
                 int bytes = Math.Min(result.Bytes, max);
                 _txCnt += (uint)bytes;
-                _creditStalled = false;
+                _creditStalled = _creditAnswered = false;
                 _pendingCreditUpdate = false;
                 Interlocked.Add(ref _muxer.Metrics.RxBytesField, bytes);
                 return WriteHeader(rx, VsockOp.Rw, (uint)bytes, Type == VsockType.SeqPacket ? (uint)result.Flags : 0);
@@ -233,7 +234,7 @@ internal sealed partial class VsockConnection
                 return 0;
             default:
                 Interlocked.Increment(ref _muxer.Metrics.HostReadErrorsField);
-                Reset(refused: false);
+                Reset(refused: false, "host read failed");
                 return 0;
         }
     }

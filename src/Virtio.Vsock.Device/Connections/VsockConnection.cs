@@ -70,6 +70,7 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
     private bool _readRequested;
     private bool _writeRequested;
     private bool _creditStalled;
+    private bool _creditAnswered; // the guest answered our CREDIT_REQUEST: send what its credit allows, however small
     private int _creditRequestsThisStall;
 
     private int _signals;
@@ -127,6 +128,9 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
 
     /// <summary>The smallest RW worth sending while the guest's credit is the limit.</summary>
     private uint MinChunk => Math.Clamp(_peerBufAlloc / 4, 1, 4096);
+
+    /// <summary>The smallest RW sent now: <see cref="MinChunk"/>, or a single byte once the guest answered our CREDIT_REQUEST.</summary>
+    private uint SmallestRw => _creditAnswered ? 1u : MinChunk;
 
     private bool WantsHostRead =>
         _endpoint is not null && State == ConnectionState.Established && !_pendingResponse && _hostReadable && !_hostEof
@@ -230,7 +234,7 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
         if ((flags & SignalCancelled) != 0 && State == ConnectionState.Connecting)
         {
             _connectCompletion?.TrySetCanceled();
-            Reset(refused: false);
+            Reset(refused: false, "the host connect was cancelled");
         }
 
         if ((flags & SignalWritable) != 0)
@@ -254,7 +258,7 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
     {
         Interlocked.Increment(ref _muxer.Metrics.EndpointFaultsField);
         Trace.TraceWarning("vsock connection {0}: reset after an exception from its host endpoint: {1}", Key, exception);
-        Reset(refused: false);
+        Reset(refused: false, "the host endpoint threw");
     }
 
     private void CloseAnsweredEndpoint() => CloseQuietly(Interlocked.Exchange(ref _answeredEndpoint, null), abort: true);
@@ -305,7 +309,7 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
         }
         else if (answer == AnswerRefused)
         {
-            Reset(refused: true);
+            Reset(refused: true, "refused: no host listener");
         }
     }
 

@@ -87,6 +87,7 @@ internal sealed partial class VsockMuxer
     public void HandleTx(VsockPacket packet, long now)
     {
         Interlocked.Increment(ref Metrics.TxPacketsField);
+        ConnectionLog.GuestPacket(Options.Logger, packet);
         if (packet.SrcCid != Options.GuestCid)
         {
             Interlocked.Increment(ref Metrics.DroppedPacketsField);
@@ -118,7 +119,7 @@ internal sealed partial class VsockMuxer
             {
                 if (op != VsockOp.Rst)
                 {
-                    connection.Reset(refused: false);
+                    connection.Reset(refused: false, "the guest changed the socket type");
                 }
 
                 return;
@@ -151,6 +152,7 @@ internal sealed partial class VsockMuxer
 
         connection = new VsockConnection(this, key, type, ConnectionState.Accepting);
         _connections.Add(key, connection);
+        ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: true);
         VsockHeader header = packet.Header;
         try
         {
@@ -183,6 +185,7 @@ internal sealed partial class VsockMuxer
             return;
         }
 
+        ConnectionLog.Unowned(Options.Logger, packet);
         if (ResetQueueFull)
         {
             // The device checks before each TX chain, so this happens only if one chain needs two RSTs.
@@ -252,6 +255,7 @@ internal sealed partial class VsockMuxer
 
         var connection = new VsockConnection(this, key, type, ConnectionState.Connecting);
         _connections.Add(key, connection);
+        ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: false);
         connection.StartConnecting(endpoint, completion, cancellationToken, Stopwatch.GetTimestamp());
     }
 
@@ -301,6 +305,7 @@ internal sealed partial class VsockMuxer
             ScheduleRx(connection);
             if (used != 0)
             {
+                ConnectionLog.DevicePacket(Options.Logger, rx);
                 return used;
             }
         }

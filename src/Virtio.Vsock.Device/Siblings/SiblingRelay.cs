@@ -113,6 +113,7 @@ internal sealed partial class SiblingRelay
     public bool HandleTx(VsockPacket packet, long now)
     {
         SiblingMember? self = _member;
+        SiblingLog.Outgoing(_logger, packet);
         if (self is null || !self.Outgoing.TryGetValue(packet.DstCid, out SiblingRoute? route))
         {
             Interlocked.Increment(ref Metrics.UnreachableField);
@@ -472,7 +473,7 @@ internal sealed partial class SiblingRelay
         }
 
         rx.SetHeader(in header);
-
+        SiblingLog.Delivered(_logger, in header);
         if (last)
         {
             Interlocked.Increment(ref Metrics.PacketsDeliveredField);
@@ -536,6 +537,7 @@ internal sealed partial class SiblingRelay
     {
         flow.Deadline = now + _connectTimeoutTicks;
         _flows[flow.Key] = flow;
+        SiblingLog.Opened(_logger, _member?.Cid ?? 0, flow.Key, flow.Type, flow.LocallyInitiated);
         _timers.Add(flow, flow.Deadline, _flows.Count);
     }
 
@@ -546,6 +548,7 @@ internal sealed partial class SiblingRelay
             _flows.Remove(flow.Key);
         }
 
+        SiblingLog.Closed(_logger, _member?.Cid ?? 0, flow.Key, flow.State);
         flow.State = SiblingFlowState.Closed;
         flow.Deadline = 0;
     }

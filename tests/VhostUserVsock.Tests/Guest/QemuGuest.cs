@@ -197,6 +197,7 @@ public sealed class QemuGuest : IAsyncDisposable
                 "-device", $"{options.VsockDevice},chardev=vsock0",
             ]);
         }
+        args.AddRange(options.ExtraQemuArguments);
         return args;
     }
 

@@ -46,6 +46,9 @@ public sealed record QemuGuestOptions
     /// <summary>More kernel command line words.</summary>
     public IReadOnlyList<string> ExtraKernelArguments { get; init; } = [];
 
+    /// <summary>More QEMU arguments, appended last (e.g. a <c>-netdev</c> and its NIC).</summary>
+    public IReadOnlyList<string> ExtraQemuArguments { get; init; } = [];
+
     /// <summary>Where QEMU writes the serial console; null: a temporary file deleted on dispose.</summary>
     public string? SerialLogPath { get; init; }
 

@@ -34,7 +34,11 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         SocketPath = socketPath;
         UdsPath = udsPath;
         GuestCid = guestCid;
+        VmSocketPaths = new Dictionary<ulong, string> { [guestCid] = socketPath };
     }
+
+    /// <summary>Every VM's vhost-user socket by guest CID (one entry unless started by <see cref="StartSiblingsAsync"/>).</summary>
+    public IReadOnlyDictionary<ulong, string> VmSocketPaths { get; private set; }
 
     /// <summary>The temporary folder holding the sockets (deleted on dispose).</summary>
     public string Directory { get; }
@@ -107,13 +111,63 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         CancellationToken cancellationToken = default,
         string? directory = null)
     {
-        var dll = Locate() ?? throw new InvalidOperationException(
-            $"the daemon is not built: no {DaemonFileName} in {AppContext.BaseDirectory} (the test project references src/vhost-user-vsock, so a build of the tests copies it there)");
         // short: socket paths must stay under 108 bytes
         bool ownsDirectory = directory is null;
         directory ??= System.IO.Directory.CreateTempSubdirectory("vuvg-").FullName;
         var socketPath = Path.Join(directory, "vhost-user.sock");
         var udsPath = Path.Join(directory, "vsock.sock");
+        string[] arguments = ["--guest-cid", guestCid.ToString(CultureInfo.InvariantCulture), "--socket", socketPath, "--uds-path", udsPath];
+        return await StartCoreAsync(directory, ownsDirectory, guestCid, udsPath, arguments, new Dictionary<ulong, string> { [guestCid] = socketPath }, startTimeout, logLevel, extraArguments, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Starts one daemon serving one VM per CID in <paramref name="guestCids"/>, all in sibling group
+    /// <paramref name="group"/> (<c>--vm guest-cid=N,socket=...,uds-path=...,groups=...</c>), so the
+    /// guests reach each other by CID; waits until every socket exists. <see cref="SocketPath"/> and
+    /// <see cref="UdsPath"/> are the first VM's; <see cref="VmSocketPaths"/> has all.
+    /// </summary>
+    /// <param name="guestCids">The guest CIDs, at least one.</param>
+    /// <param name="group">The sibling group every VM joins.</param>
+    /// <param name="startTimeout">How long to wait for the sockets.</param>
+    /// <param name="logLevel">The daemon's <c>--log-level</c>.</param>
+    /// <param name="cancellationToken">Cancels the wait (the daemon is killed).</param>
+    public static async Task<DaemonProcess> StartSiblingsAsync(
+        IReadOnlyList<ulong> guestCids,
+        string group = "suite",
+        TimeSpan? startTimeout = null,
+        string logLevel = "information",
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(guestCids.Count);
+        var directory = System.IO.Directory.CreateTempSubdirectory("vuvs-").FullName;
+        var arguments = new List<string>();
+        var sockets = new Dictionary<ulong, string>();
+        foreach (var cid in guestCids)
+        {
+            var c = cid.ToString(CultureInfo.InvariantCulture);
+            sockets[cid] = Path.Join(directory, $"vu{c}.sock");
+            arguments.Add("--vm");
+            arguments.Add($"guest-cid={c},socket={sockets[cid]},uds-path={Path.Join(directory, $"vs{c}.sock")},groups={group}");
+        }
+        var udsPath = Path.Join(directory, $"vs{guestCids[0].ToString(CultureInfo.InvariantCulture)}.sock");
+        return await StartCoreAsync(directory, ownsDirectory: true, guestCids[0], udsPath, arguments, sockets, startTimeout, logLevel, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<DaemonProcess> StartCoreAsync(
+        string directory,
+        bool ownsDirectory,
+        ulong guestCid,
+        string udsPath,
+        IEnumerable<string> vmArguments,
+        IReadOnlyDictionary<ulong, string> sockets,
+        TimeSpan? startTimeout,
+        string logLevel,
+        IEnumerable<string>? extraArguments,
+        CancellationToken cancellationToken)
+    {
+        var dll = Locate() ?? throw new InvalidOperationException(
+            $"the daemon is not built: no {DaemonFileName} in {AppContext.BaseDirectory} (the test project references src/vhost-user-vsock, so a build of the tests copies it there)");
+        var socketPath = sockets[guestCid];
         var start = new ProcessStartInfo(DotnetHost())
         {
             RedirectStandardOutput = true,
@@ -121,13 +175,13 @@ public sealed partial class DaemonProcess : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "exec", dll, "--guest-cid", guestCid.ToString(CultureInfo.InvariantCulture), "--socket", socketPath, "--uds-path", udsPath, "--log-level", logLevel })
+        foreach (var arg in new[] { "exec", dll }.Concat(vmArguments).Concat(["--log-level", logLevel]))
             start.ArgumentList.Add(arg);
         foreach (var arg in extraArguments ?? [])
             start.ArgumentList.Add(arg);
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var daemon = new DaemonProcess(process, directory, socketPath, udsPath, guestCid) { _ownsDirectory = ownsDirectory };
+        var daemon = new DaemonProcess(process, directory, socketPath, udsPath, guestCid) { _ownsDirectory = ownsDirectory, VmSocketPaths = sockets };
         process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
         process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);
         process.Exited += (_, _) => daemon._exited.TrySetResult();
@@ -235,7 +289,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(timeout);
-        while (!(File.Exists(SocketPath) && File.Exists(UdsPath)))
+        while (!(VmSocketPaths.Values.All(File.Exists) && File.Exists(UdsPath)))
         {
             if (HasExited)
                 throw new InvalidOperationException($"the daemon exited before its sockets appeared.\n{Describe()}");

@@ -10,7 +10,7 @@ namespace VhostUserVsock.Tests.RealGuest;
 /// the daemon's Unix sockets and checks both ends: byte counts, the pattern, CRC-32 on both
 /// sides, message boundaries, errors and their timing.
 /// </summary>
-public static class ScenarioCatalog
+public static partial class ScenarioCatalog
 {
     /// <summary>VMADDR_CID_HOST.</summary>
     public const string HostCid = "2";
