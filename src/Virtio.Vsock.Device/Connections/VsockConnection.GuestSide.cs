@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Virtio.Vsock.Device;
 
 /// <summary>
@@ -244,6 +246,13 @@ internal sealed partial class VsockConnection
         {
             EndpointStatus status = _txBuffer.Flush(_endpoint, out int written);
             _fwdCnt += (uint)written;
+            if (written > 0 && State == ConnectionState.Closing)
+            {
+                // The guest closed and the host is still taking what it sent: the shutdown timeout counts from
+                // the host's last progress, so a slow reader gets every byte and only a stuck one is reset.
+                ArmTimer(Stopwatch.GetTimestamp(), _muxer.Options.ShutdownTimeout);
+            }
+
             if (status == EndpointStatus.WouldBlock)
             {
                 RequestWritable();

@@ -35,8 +35,16 @@ internal sealed partial class VsockConnection
                 Reset(refused: false, "the guest did not answer the connect in time");
                 break;
             case ConnectionState.Closing:
-                Interlocked.Increment(ref _muxer.Metrics.ShutdownTimeoutsField);
-                Reset(refused: false, "the guest did not finish the close in time");
+                // One more try first: if the loop itself ran late (a starved process), the host may have
+                // drained meanwhile; progress re-arms the timer (see FlushTx) instead of losing the bytes.
+                uint forwarded = _fwdCnt;
+                FlushTx();
+                if (State == ConnectionState.Closing && _fwdCnt == forwarded)
+                {
+                    Interlocked.Increment(ref _muxer.Metrics.ShutdownTimeoutsField);
+                    Reset(refused: false, "no progress before the shutdown timeout (guest's RST or host's reads)");
+                }
+
                 break;
             case ConnectionState.Established when _creditStalled && WantsHostRead && PeerFree < MinChunk:
                 // No update ended the stall: ask, then wait twice as long before asking again (up to 64x).

@@ -22,7 +22,8 @@ public sealed class VsockDeviceOptions
     /// <summary>How long a connection attempt may wait for the other side. Default 2 s.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>How long a close may wait for the peer's RST or for buffered data to drain. Default 2 s.</summary>
+    /// <summary>How long a close may wait for the guest's RST, or for the host to take more of the data the guest sent
+    /// before closing (counted from the host's last progress, so a slow reader is not cut off). Default 2 s.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How long a connection that ran out of the guest's credit waits for the guest's own CREDIT_UPDATE
