@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Virtio.Memory;
 using Virtio.Queue.Testing;
 using VirtioVsock.Fuzz.Interop;
+using VirtioVsock.Fuzz.Vhost;
 using VsockLoad.Guest;
 
 namespace VsockLoad.Frontend;

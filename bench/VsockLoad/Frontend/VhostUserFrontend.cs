@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using VirtioVsock.Fuzz.Interop;
 
+using VirtioVsock.Fuzz.Vhost;
+
 namespace VsockLoad.Frontend;
 
 /// <summary>
