@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using VirtioVsock.Fuzz.Interop;
-
 using VirtioVsock.Fuzz.Vhost;
 
 namespace VsockLoad.Frontend;
