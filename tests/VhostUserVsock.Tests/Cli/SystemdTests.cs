@@ -70,7 +70,7 @@ public sealed partial class SystemdTests
         {
             Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
             Assert.True(waited.Elapsed < Timeout, $"no socket after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
-            await Task.Delay(20, TestContext.Current.CancellationToken);
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by Timeout
         }
 
         using var frontend = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -139,7 +139,7 @@ public sealed partial class SystemdTests
                 return false;
             }
 
-            await Task.Delay(20, TestContext.Current.CancellationToken);
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by Timeout
         }
 
         return true;

@@ -81,7 +81,7 @@ public sealed class AccessRuleGuestTests(ITestOutputHelper output)
             while (!daemon.Log.Contains(line, StringComparison.Ordinal))
             {
                 Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), $"not logged: {line}\n{GuestRun.DaemonTail(daemon, 60)}");
-                await Task.Delay(50, cts.Token);
+                await Task.Delay(50, cts.Token); // poll interval; the loop is bounded by the 20 s timeout above
             }
         }
     }

@@ -239,7 +239,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         {
             if (watch.Elapsed > timeout || HasExited)
                 return false;
-            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false); // poll interval under the timeout
         }
 
         return true;
