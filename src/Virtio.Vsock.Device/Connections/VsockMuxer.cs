@@ -326,7 +326,15 @@ internal sealed partial class VsockMuxer
     {
         while (_timers.TryTakeDue(now, out VsockConnection connection))
         {
-            connection.OnTimer();
+            try
+            {
+                // A closing connection's timer retries the host endpoint (VsockConnection.OnTimer), which may throw.
+                connection.OnTimer();
+            }
+            catch (Exception exception)
+            {
+                connection.OnFault(exception);
+            }
         }
     }
 
