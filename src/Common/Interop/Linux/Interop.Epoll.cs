@@ -41,30 +41,37 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libc, EntryPoint = "epoll_create1", SetLastError = true)]
         internal static partial int EpollCreate1(int flags);
 
-        /// <summary><c>epoll_ctl(2)</c>; <paramref name="ev"/> may be null for <see cref="EpollCtlDel"/>.</summary>
+        /// <summary><c>epoll_ctl(2)</c> over a raw <c>struct epoll_event</c> (see <see cref="EpollEventSize"/>); null for <see cref="EpollCtlDel"/>.</summary>
         [LibraryImport(Libraries.Libc, EntryPoint = "epoll_ctl", SetLastError = true)]
-        internal static unsafe partial int EpollCtl(int epfd, int op, int fd, EpollEvent* ev);
+        internal static unsafe partial int EpollCtl(int epfd, int op, int fd, byte* ev);
 
-        /// <summary><c>epoll_wait(2)</c>.</summary>
+        /// <summary><c>epoll_wait(2)</c> into <paramref name="maxEvents"/> raw events of <see cref="EpollEventSize"/> bytes.</summary>
         [LibraryImport(Libraries.Libc, EntryPoint = "epoll_wait", SetLastError = true)]
-        internal static unsafe partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeoutMilliseconds);
+        internal static unsafe partial int EpollWait(int epfd, byte* events, int maxEvents, int timeoutMilliseconds);
 
         /// <summary>
-        /// <c>struct epoll_event</c>. The kernel packs it on x86-64 (12 bytes, data at offset 4) and not on
-        /// arm64 (16 bytes, data at offset 8); this layout is the x86-64 one, and <see cref="EpollEvent.IsSupported"/>
-        /// says whether the process runs there. Callers on other architectures must not use it.
+        /// Bytes of <c>struct epoll_event</c>: the kernel packs it on x86-64 (12 bytes, data at offset 4) and not on
+        /// arm64 (16 bytes, data at offset 8), so the stack reads and writes it through these offsets.
         /// </summary>
-        [StructLayout(LayoutKind.Sequential, Pack = 4)]
-        internal struct EpollEvent
+        internal static readonly int EpollEventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+        /// <summary>Offset of <c>epoll_event.data</c> (see <see cref="EpollEventSize"/>).</summary>
+        internal static readonly int EpollDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+
+        /// <summary><c>epoll_ctl</c> with the event mask and token written in the kernel's layout.</summary>
+        /// <returns>0, or the errno.</returns>
+        internal static unsafe int EpollControl(int epfd, int op, int fd, uint events, ulong data)
         {
-            /// <summary>The event mask (<c>EPOLLIN</c>, ...).</summary>
-            public uint Events;
-
-            /// <summary>The caller's 64-bit token.</summary>
-            public ulong Data;
-
-            /// <summary>Whether this layout matches the kernel's on this process's architecture.</summary>
-            internal static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64;
+            byte* ev = stackalloc byte[16];
+            *(uint*)ev = events;
+            *(ulong*)(ev + EpollDataOffset) = data;
+            return EpollCtl(epfd, op, fd, ev) == 0 ? 0 : Marshal.GetLastPInvokeError();
         }
+
+        /// <summary>The event mask of the <paramref name="index"/>th raw event.</summary>
+        internal static unsafe uint EpollEvents(byte* events, int index) => *(uint*)(events + (index * EpollEventSize));
+
+        /// <summary>The token of the <paramref name="index"/>th raw event.</summary>
+        internal static unsafe ulong EpollData(byte* events, int index) => *(ulong*)(events + (index * EpollEventSize) + EpollDataOffset);
     }
 }
