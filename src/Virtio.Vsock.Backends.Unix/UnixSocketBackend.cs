@@ -21,11 +21,12 @@ namespace Virtio.Vsock.Backends.Unix;
 /// socket file is refused at once (the guest gets RST), a full backlog is retried on timers up to
 /// <see cref="UnixSocketBackendOptions.GuestConnectTimeout"/>.</para>
 /// <para><b>Threading:</b> the device loop calls the <see cref="IVsockBackend"/> methods and every
-/// connection's I/O (non-blocking system calls straight between sockets and guest memory). One poller
-/// thread per backend (<see cref="UnixReadinessPoller"/>, epoll, one-shot) turns the device's readiness
-/// requests into callbacks: an idle connection costs no CPU. Handshakes, replies and retried connects run
-/// on thread-pool continuations.</para>
-/// <para><b>Owns:</b> the listeners (and their socket files), the poller, every host socket it opened or
+/// connection's I/O (non-blocking system calls straight between sockets and guest memory). Every connected
+/// host socket is watched by the device's own loop (<see cref="IVsockBackendHost.FdPoller"/>: the same
+/// epoll that waits for the guest's kicks), so readiness reaches the connection with no thread of the
+/// backend's own and no hop between threads; an idle connection costs no CPU. Handshakes, replies and
+/// retried connects run on thread-pool continuations.</para>
+/// <para><b>Owns:</b> the listeners (and their socket files), every host socket it opened or
 /// accepted (through its endpoints), and the bounded set of host connections waiting for the guest.
 /// <b>Must never:</b> block the device loop, hold unbounded memory (handshakes, waiting host connects and
 /// per-connection staging are all bounded), let one host peer's failure affect another, or leave a socket
@@ -48,7 +49,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private readonly object _lock = new();
     private CancellationTokenSource _reset = new();
     private IVsockBackendHost? _host;
-    private UnixReadinessPoller? _poller;
     private HybridVsockListener? _streamListener;
     private HybridVsockListener? _seqPacketListener;
     private Task[] _pumps = [];
@@ -109,7 +109,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     };
 
     /// <summary>
-    /// Starts the poller thread and the listeners: SOCK_STREAM at <see cref="UdsPath"/> and, unless
+    /// Starts the listeners: SOCK_STREAM at <see cref="UdsPath"/> and, unless
     /// turned off, SOCK_SEQPACKET at <see cref="SeqPacketPath"/>. A stale socket file at either path is
     /// replaced; a live one is not. Create the device (which attaches the backend) before host programs
     /// connect: until then their connections are closed without a reply.
@@ -127,7 +127,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
                 throw new InvalidOperationException("The Unix socket backend is already started.");
             }
 
-            var poller = new UnixReadinessPoller("vsock-unix-poll");
             HybridVsockListener? stream = null;
             try
             {
@@ -135,14 +134,12 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
                 HybridVsockListener? seqPacket = _options.SeqPacketListener
                     ? HybridVsockListener.Start(ListenerOptions(UnixBackendPaths.SeqPacketListenerPath(_options.UdsPath), VsockType.SeqPacket))
                     : null;
-                _poller = poller;
                 _streamListener = stream;
                 _seqPacketListener = seqPacket;
             }
             catch
             {
                 stream?.Dispose();
-                poller.Dispose();
                 throw;
             }
 
@@ -215,7 +212,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     /// <summary>
     /// Stops both listeners (removing their socket files), abandons host connections still waiting for
     /// the guest (the guest gets RST), closes every host socket (the device resets their connections at
-    /// its next look), waits (at most 5 s) for in-flight work, and stops the poller thread. Idempotent.
+    /// its next look), waits (at most 5 s) for in-flight work. Idempotent.
     /// </summary>
     /// <returns>A task that completes when everything is closed.</returns>
     public async ValueTask DisposeAsync()
@@ -268,7 +265,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             await Task.Delay(1).ConfigureAwait(false);
         }
 
-        _poller?.Dispose();
         if (_logger is not null)
         {
             LogStopped(_logger, _options.UdsPath);
@@ -289,18 +285,19 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         HandshakeFailed = _logger is null ? null : (failure, detail) => LogHandshakeFailed(_logger, path, failure, detail),
     };
 
-    /// <summary>Wraps a connected socket in an endpoint registered with the poller; null (socket untouched) when stopping or on failure.</summary>
+    /// <summary>Wraps a connected socket in an endpoint watched by the device loop; null (socket untouched) when stopping, not attached, or on failure.</summary>
     private UnixSocketEndpoint? CreateEndpoint(System.Net.Sockets.Socket socket, VsockType type, ReadOnlyMemory<byte> initialData, bool replyPending)
     {
         lock (_lock)
         {
-            if (_state != Running || _poller is null)
+            IVsockBackendHost? host = Volatile.Read(ref _host);
+            if (_state != Running || host is null)
             {
                 return null;
             }
 
             UnixIoResult created = UnixSocketEndpoint.TryCreate(
-                this, socket, type, initialData, replyPending, _options.MaxSeqPacketMessageSize, _poller, out UnixSocketEndpoint? endpoint);
+                this, socket, type, initialData, replyPending, _options.MaxSeqPacketMessageSize, host.FdPoller, out UnixSocketEndpoint? endpoint);
             if (!created.IsOk || endpoint is null)
             {
                 if (_logger is not null)

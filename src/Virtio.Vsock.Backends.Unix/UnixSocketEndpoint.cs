@@ -11,20 +11,20 @@ namespace Virtio.Vsock.Backends.Unix;
 /// <c>sendmsg</c>), RX data is received straight into the guest's RX buffer.
 /// </summary>
 /// <remarks>
-/// <para><b>Owns:</b> the socket (closes it), its registration with the backend's
-/// <see cref="UnixReadinessPoller"/>, for SEQPACKET one <see cref="SeqPacketMessageReader"/> and one
+/// <para><b>Owns:</b> the socket (closes it), its watch in the device loop's epoll set
+/// (<see cref="IVsockFdPoller"/>), for SEQPACKET one <see cref="SeqPacketMessageReader"/> and one
 /// <see cref="SeqPacketMessageWriter"/> (at most one partial message each way, bounded), and for a
 /// host-initiated stream the few bytes that followed the <c>CONNECT</c> line (delivered to the guest
 /// before anything else).</para>
 /// <para><b>Must never:</b> block (every call is a non-blocking system call; readiness comes from one
-/// one-shot poller request), busy-loop (an idle connection is one disarmed epoll entry), allocate or throw
+/// request to the device loop's epoll), busy-loop (an idle connection is one disarmed epoll entry), allocate or throw
 /// on the data path, buffer guest data beyond a partial SEQPACKET message (a stream write that does
 /// not fit returns fewer bytes and the connection keeps the rest), or let guest data reach a
 /// host-initiated socket before the <c>OK &lt;port&gt;\n</c> reply (writes report WouldBlock until
 /// <see cref="CompleteReply"/>).</para>
 /// <para><b>Threading:</b> the <see cref="IVsockEndpoint"/> methods run on the device loop;
-/// <see cref="CompleteReply"/> and <see cref="Kill"/> come from the backend's threads and poller
-/// callbacks from the poller thread: the state they share is behind <c>_gate</c> or volatile.</para>
+/// <see cref="CompleteReply"/> and <see cref="Kill"/> come from the backend's threads; readiness
+/// callbacks come from the device loop: the state they share is behind <c>_gate</c> or volatile.</para>
 /// <para><b>Mapping:</b> receive end of stream is <see cref="EndpointStatus.EndOfStream"/> when the host
 /// peer only shut down sending, <see cref="EndpointStatus.Closed"/> when the socket is shut both ways
 /// (POLLHUP: the peer closed); a reset or EPIPE is <see cref="EndpointStatus.Closed"/>; other failures are
@@ -33,7 +33,7 @@ namespace Virtio.Vsock.Backends.Unix;
 /// AF_UNIX SEQPACKET has no MSG_EOR either: messages from the host carry EOM only, and a guest's EOR
 /// is not forwarded (the message boundary is).</para>
 /// </remarks>
-internal sealed class UnixSocketEndpoint : IVsockEndpoint
+internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
 {
     /// <summary>The most guest buffers gathered into one <c>sendmsg</c> / <c>recvmsg</c>.</summary>
     private const int MaxGather = 32;
@@ -43,7 +43,7 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
     private readonly SeqPacketMessageReader? _reader;
     private readonly SeqPacketMessageWriter? _writer;
     private readonly object _gate = new();
-    private UnixPollRegistration? _registration;
+    private IVsockFdWatch? _registration;
     private ReadOnlyMemory<byte> _initial;
     private volatile IVsockEndpointEvents? _events;
     private volatile bool _replyPending;
@@ -81,12 +81,12 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
     /// <param name="initialData">Stream bytes that arrived after the <c>CONNECT</c> line; the guest gets them first.</param>
     /// <param name="replyPending">Host-initiated: hold guest data until <see cref="CompleteReply"/>.</param>
     /// <param name="maxMessageSize">The largest SEQPACKET message either way.</param>
-    /// <param name="poller">The backend's readiness poller.</param>
+    /// <param name="poller">The device loop that watches the socket.</param>
     /// <param name="endpoint">The endpoint, or null.</param>
     /// <returns>Ok, or why the socket cannot be used.</returns>
     public static UnixIoResult TryCreate(
         UnixSocketBackend owner, Socket socket, VsockType type, ReadOnlyMemory<byte> initialData, bool replyPending,
-        int maxMessageSize, UnixReadinessPoller poller, out UnixSocketEndpoint? endpoint)
+        int maxMessageSize, IVsockFdPoller poller, out UnixSocketEndpoint? endpoint)
     {
         endpoint = null;
         UnixIoResult configured = UnixSocketIo.ConfigureForDataPath(socket);
@@ -96,14 +96,14 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
         }
 
         var created = new UnixSocketEndpoint(owner, socket, type, initialData, replyPending, maxMessageSize);
-        UnixIoResult registered = poller.TryRegister(socket, created.OnReady, out created._registration);
-        if (!registered.IsOk)
+        created._registration = poller.Watch(socket.SafeHandle, created, out int error);
+        if (created._registration is null)
         {
-            return registered;
+            return UnixIoResult.FromErrno(error);
         }
 
         endpoint = created;
-        return registered;
+        return UnixIoResult.Success(0);
     }
 
     /// <inheritdoc/>
@@ -191,7 +191,7 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
             return;
         }
 
-        if (!_initial.IsEmpty || _registration is null || !_registration.RequestReadable().IsOk)
+        if (!_initial.IsEmpty || _registration is null || !_registration.RequestReadable())
         {
             // Readable now, or the socket is gone: the next read says which.
             _events?.Readable();
@@ -218,7 +218,7 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
             }
         }
 
-        if (_registration is null || !_registration.RequestWritable().IsOk)
+        if (_registration is null || !_registration.RequestWritable())
         {
             _events?.Writable();
         }
@@ -352,7 +352,18 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
         }
     }
 
-    private void OnReady(UnixReadiness ready)
+    /// <inheritdoc/>
+    void IVsockFdHandler.OnFault(Exception exception)
+    {
+        // The device's readiness callbacks only signal the connection; nothing here throws in practice. If one did,
+        // the connection learns of trouble at its next read or write: prod it both ways.
+        IVsockEndpointEvents? events = _events;
+        events?.Readable();
+        events?.Writable();
+    }
+
+    /// <inheritdoc/>
+    void IVsockFdHandler.OnReady(VsockFdReadiness ready)
     {
         IVsockEndpointEvents? events = _events;
         if (events is null)
@@ -360,12 +371,12 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint
             return;
         }
 
-        if ((ready & UnixReadiness.Readable) != 0)
+        if ((ready & VsockFdReadiness.Readable) != 0)
         {
             events.Readable();
         }
 
-        if ((ready & UnixReadiness.Writable) != 0)
+        if ((ready & VsockFdReadiness.Writable) != 0)
         {
             events.Writable();
         }

@@ -29,10 +29,8 @@ namespace Virtio.Vsock.Backends.Unix;
 /// buffers; the engine splits it into RW packets and sets EOM (and EOR) on the last.</item>
 /// <item>SOCK_SEQPACKET guest to host: collect RW payloads up to EOM, then one
 /// <see cref="SendMessage(Socket, ReadOnlySpan{UnixIoSegment})"/> (atomic: all or nothing).</item>
-/// <item>Waiting: <see cref="UnixReadinessPoller"/> gives one-shot readable / writable callbacks (the
-/// runtime exposes no write readiness). <see cref="WaitReadableAsync"/> is an alternative for reads: it
-/// waits for data or end of stream without consuming anything (a zero-byte peek, safe for
-/// SOCK_SEQPACKET).</item>
+/// <item>Waiting: the device loop watches the socket (<see cref="IVsockFdPoller"/>, edge-triggered epoll) and
+/// gives one-shot readable / writable callbacks (the runtime exposes no write readiness).</item>
 /// </list>
 /// <para>Zero-length SOCK_SEQPACKET messages and end of stream both make <c>recvmsg</c> return 0;
 /// they are told apart only on sockets prepared with <see cref="ConfigureForDataPath"/> (which turns
@@ -261,58 +259,6 @@ internal static class UnixSocketIo
     /// <param name="socket">A connected socket.</param>
     /// <returns>Ok, or why it failed.</returns>
     public static UnixIoResult ShutdownReceive(Socket socket) => ShutdownCore(socket, UnixNative.ShutRd);
-
-    /// <summary>
-    /// Completes when the socket has data, a SOCK_SEQPACKET message (even an empty one), end of
-    /// stream or an error pending, without consuming anything (a zero-byte <c>MSG_PEEK</c> receive
-    /// through the runtime's event loop: no thread is blocked, no CPU is used while waiting).
-    /// </summary>
-    /// <param name="socket">A connected socket.</param>
-    /// <param name="cancellationToken">Cancels the wait.</param>
-    /// <returns>Ok when readable (the next receive tells what is there), Canceled, SocketClosed, Reset or Error.</returns>
-    public static ValueTask<UnixIoResult> WaitReadableAsync(Socket socket, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(socket);
-        ValueTask<int> wait;
-        try
-        {
-            wait = socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.Peek, cancellationToken);
-        }
-        catch (Exception e) when (e is ObjectDisposedException or SocketException or OperationCanceledException)
-        {
-            return new ValueTask<UnixIoResult>(FromException(e));
-        }
-
-        if (wait.IsCompletedSuccessfully)
-        {
-            return new ValueTask<UnixIoResult>(UnixIoResult.Success(0));
-        }
-
-        return AwaitReadable(wait);
-    }
-
-    private static async ValueTask<UnixIoResult> AwaitReadable(ValueTask<int> wait)
-    {
-        try
-        {
-            await wait.ConfigureAwait(false);
-            return UnixIoResult.Success(0);
-        }
-        catch (Exception e) when (e is ObjectDisposedException or SocketException or OperationCanceledException)
-        {
-            return FromException(e);
-        }
-    }
-
-    private static UnixIoResult FromException(Exception e) => e switch
-    {
-        OperationCanceledException => UnixIoResult.Failure(UnixIoStatus.Canceled, 0),
-        ObjectDisposedException => UnixIoResult.Failure(UnixIoStatus.SocketClosed, 0),
-        SocketException { SocketErrorCode: SocketError.ConnectionReset } => UnixIoResult.Failure(UnixIoStatus.Reset, UnixNative.ECONNRESET),
-        SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted } => UnixIoResult.Failure(UnixIoStatus.SocketClosed, 0),
-        SocketException s => UnixIoResult.Failure(UnixIoStatus.Error, s.NativeErrorCode),
-        _ => UnixIoResult.Failure(UnixIoStatus.Error, 0),
-    };
 
     private static unsafe long Fill(UnixNative.IoVec* iov, ReadOnlySpan<UnixIoSegment> segments)
     {

@@ -7,6 +7,12 @@ public interface IVsockBackendHost
     ulong GuestCid { get; }
 
     /// <summary>
+    /// The device's loop as a poller for host descriptors: a backend that carries connections over sockets watches
+    /// them here, so their readiness is handled by the thread that runs the device (no thread of its own).
+    /// </summary>
+    IVsockFdPoller FdPoller { get; }
+
+    /// <summary>
     /// Opens a connection from the host to <paramref name="guestPort"/> in the guest: sends REQUEST and completes
     /// when the guest answers RESPONSE, after which <paramref name="endpoint"/> is started and carries the data.
     /// </summary>

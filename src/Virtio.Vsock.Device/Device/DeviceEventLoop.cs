@@ -1,55 +1,100 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace Virtio.Vsock.Device;
 
 /// <summary>
-/// The one thread that runs a device: every queue kick, backend readiness signal, timer and control
-/// operation is handed to it, so the device, the muxer and every connection state machine are only
-/// ever touched by this thread and need no locks.
+/// The one thread that runs a device. It sleeps in <c>epoll_wait</c> on everything the device serves: the
+/// queues' kick eventfds (<see cref="WatchKick"/>), every host socket a backend registers
+/// (<see cref="Watch"/>), one wake-up eventfd through which other threads hand it work, and the nearest
+/// timer (the wait's timeout). The device, the muxer and every connection state machine are only ever
+/// touched by this thread and need no locks.
 /// </summary>
 /// <remarks>
-/// <para><b>Owns:</b> the thread, the wake-up event, the queue of control actions and the queue of
-/// signalled work sources. <b>Must never:</b> spin while idle (it blocks on an event until a producer
-/// wakes it or the next timer is due), run guest-driven work without bound in one turn (the device
-/// caps each batch), let an exception escape (a signalled source that throws is handed the exception
-/// through <see cref="ISignalSource.OnFault"/>; a turn that throws is reported to the fault handler,
-/// which stops the device, and the loop keeps serving control actions), or leave a caller waiting
-/// after it stopped (actions still queued then are abandoned: <see cref="Invoke{T}"/> throws
+/// <para><b>Owns:</b> the thread, the epoll instance, the wake-up eventfd, the kick eventfds handed to it, the
+/// table of watched host descriptors, the queue of control actions and the queue of signalled work sources.
+/// <b>Must never:</b> spin while idle (it blocks in <c>epoll_wait</c> until a descriptor is ready, a producer
+/// writes the wake-up eventfd or the next timer is due), run guest-driven work without bound in one turn
+/// (the device caps each batch), let an exception escape (a watched descriptor's handler or a signalled
+/// source that throws is handed the exception through <see cref="ISignalSource.OnFault"/> or
+/// <see cref="IVsockFdHandler.OnFault"/>; a turn that throws is reported to the fault handler, which stops
+/// the device, and the loop keeps serving control actions), or leave a caller waiting after it stopped
+/// (actions still queued then are abandoned: <see cref="Invoke{T}"/> throws
 /// <see cref="ObjectDisposedException"/>).</para>
+/// <para><b>No thread hops on the data path.</b> A kick is an epoll event on this thread; a host socket's
+/// readiness is an epoll event on this thread; a signal raised on this thread (a connection told by its
+/// endpoint that it may proceed) is queued without a system call. Only other threads (the vhost-user
+/// control thread, in-process endpoints, sibling devices) pay one eventfd write, and only when the loop is
+/// not already woken.</para>
 /// <para><b>Wake-up protocol.</b> A producer queues its work, then sets <c>_wakePending</c> with an
-/// interlocked exchange and signals the event only when the flag was clear. The loop resets the event,
-/// then clears the flag with an interlocked exchange (a full fence) before it reads the queues. Both
-/// flag operations are totally ordered: a producer that saw the flag still set did its exchange before
-/// the loop's clear, so its work was queued before the loop reads the queues; a producer whose exchange
-/// comes after the clear sees it clear and signals. No wake-up is lost.</para>
-/// <para>Producers on other threads call <see cref="Signal"/> (no allocation: the source is queued at
-/// most once until the loop takes it) or <see cref="Post"/>/<see cref="Invoke{T}"/> for control-plane
-/// work, which may allocate.</para>
+/// interlocked exchange and writes the eventfd only when the flag was clear. The loop drains the eventfd,
+/// then clears the flag with an interlocked exchange (a full fence) before it reads the queues. Both flag
+/// operations are totally ordered: a producer that saw the flag still set did its exchange before the
+/// loop's clear, so its work was queued before the loop reads the queues; a producer whose exchange comes
+/// after the clear sees it clear and writes the eventfd again. No wake-up is lost.</para>
+/// <para><b>Watched descriptors</b> are registered once, edge-triggered, for input and output; the loop
+/// remembers which readiness arrived and delivers it once a handler asks (at once if it already arrived).
+/// A request therefore costs no system call, and a spurious delivery (readiness that arrived before the
+/// handler drained the socket for another reason) only costs the handler one <c>EAGAIN</c>.</para>
 /// </remarks>
-internal sealed class DeviceEventLoop : IDisposable
+internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
 {
+    private const int MaxEvents = 64;
+    private const ulong WakeToken = 0;
+    private const ulong FirstKickToken = 1;
+    private const ulong FirstWatchToken = 16;
+
     private readonly ConcurrentQueue<ControlAction> _actions = new();
     private readonly ConcurrentQueue<ISignalSource> _signalled = new();
-    private readonly ManualResetEventSlim _wake = new(false, spinCount: 1);
+    private readonly Dictionary<ulong, LoopFdWatch> _watches = [];
+    private readonly List<LoopFdWatch> _deliverNow = [];
+    private readonly SafeHandle?[] _kicks;
+    private readonly SafeFileDescriptor _epoll;
+    private readonly SafeFileDescriptor _wake;
     private readonly Thread _thread;
     private readonly Action<long> _turn;
     private readonly Func<long> _nextDeadline;
     private readonly Action<Exception> _onTurnFault;
+    private readonly Action<int> _onKick;
+    private ulong _nextToken = FirstWatchToken;
     private int _wakePending;
     private volatile bool _stopping;
     private bool _turnFaulted;
+    private bool _turnAgain;
 
-    /// <summary>Creates the loop; <see cref="Start"/> starts its thread.</summary>
+    /// <summary>Creates the loop (epoll instance and wake-up eventfd); <see cref="Start"/> starts its thread.</summary>
     /// <param name="name">The thread name.</param>
+    /// <param name="queueCount">How many queues may hand it a kick eventfd.</param>
+    /// <param name="onKick">Called on the loop for every queue whose kick eventfd fired (before the turn).</param>
     /// <param name="turn">Called once per wake-up, after actions and signals were handled, with the current timestamp.</param>
     /// <param name="nextDeadline">The timestamp (<see cref="Stopwatch.GetTimestamp"/>) of the next timer, or <see cref="long.MaxValue"/>.</param>
     /// <param name="onTurnFault">Called on the loop when <paramref name="turn"/> threw; the turn is not called again.</param>
-    public DeviceEventLoop(string name, Action<long> turn, Func<long> nextDeadline, Action<Exception> onTurnFault)
+    /// <exception cref="IOException">epoll or eventfd could not be created (out of descriptors).</exception>
+    public DeviceEventLoop(string name, int queueCount, Action<int> onKick, Action<long> turn, Func<long> nextDeadline, Action<Exception> onTurnFault)
     {
+        _kicks = new SafeHandle?[queueCount];
+        _onKick = onKick;
         _turn = turn;
         _nextDeadline = nextDeadline;
         _onTurnFault = onTurnFault;
+        _epoll = SafeFileDescriptor.Adopt(Interop.Sys.EpollCreate1(Interop.Sys.EpollCloexec));
+        if (_epoll.IsInvalid)
+        {
+            throw new IOException($"vsock device loop: epoll_create1 failed: errno {Marshal.GetLastPInvokeError()}.");
+        }
+
+        _wake = SafeFileDescriptor.Adopt(Interop.Sys.EventFd(0, Interop.Sys.EfdCloexec | Interop.Sys.EfdNonBlock));
+        int error = _wake.IsInvalid
+            ? Marshal.GetLastPInvokeError()
+            : Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlAdd, _wake.Fd, Interop.Sys.EpollIn, WakeToken);
+        if (error != 0)
+        {
+            _wake.Dispose();
+            _epoll.Dispose();
+            throw new IOException($"vsock device loop: wake-up eventfd setup failed: errno {error}.");
+        }
+
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
 
@@ -62,12 +107,32 @@ internal sealed class DeviceEventLoop : IDisposable
     /// <summary>Whether the loop stopped or is stopping.</summary>
     public bool IsStopping => _stopping;
 
-    /// <summary>Wakes the loop (idempotent until the loop runs).</summary>
+    /// <summary>Host descriptors currently watched.</summary>
+    public int WatchCount
+    {
+        get
+        {
+            lock (_watches)
+            {
+                return _watches.Count;
+            }
+        }
+    }
+
+    /// <summary>Wakes the loop: from another thread one eventfd write unless already woken; on the loop, the next
+    /// wait does not sleep.</summary>
     public void Wake()
     {
+        if (IsLoopThread)
+        {
+            _turnAgain = true;
+            return;
+        }
+
         if (Interlocked.Exchange(ref _wakePending, 1) == 0)
         {
-            _wake.Set();
+            ulong one = 1;
+            Interop.Sys.Write(_wake.Fd, &one, sizeof(ulong));
         }
     }
 
@@ -112,6 +177,108 @@ internal sealed class DeviceEventLoop : IDisposable
         return true;
     });
 
+    /// <summary>
+    /// Waits on <paramref name="eventFd"/> as queue <paramref name="queue"/>'s kick (on the loop): each time it
+    /// becomes readable the loop drains it and calls the kick handler. Takes ownership of the descriptor; a kick
+    /// descriptor already set for the queue is closed first.
+    /// </summary>
+    /// <param name="queue">The queue index.</param>
+    /// <param name="eventFd">An eventfd (non-blocking or not: it is only read when epoll says it is readable).</param>
+    /// <returns>0, or the errno of <c>epoll_ctl</c> (the descriptor is then closed).</returns>
+    public int WatchKick(int queue, SafeHandle eventFd)
+    {
+        Debug.Assert(IsLoopThread, "WatchKick runs on the loop.");
+        UnwatchKick(queue);
+        bool added = false;
+        eventFd.DangerousAddRef(ref added);
+        int error = Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlAdd, (int)eventFd.DangerousGetHandle(), Interop.Sys.EpollIn, FirstKickToken + (ulong)queue);
+        eventFd.DangerousRelease();
+        if (error != 0)
+        {
+            eventFd.Dispose();
+            return error;
+        }
+
+        _kicks[queue] = eventFd;
+        return 0;
+    }
+
+    /// <summary>Stops waiting on queue <paramref name="queue"/>'s kick eventfd and closes it (on the loop). Idempotent.</summary>
+    /// <param name="queue">The queue index.</param>
+    public void UnwatchKick(int queue)
+    {
+        Debug.Assert(IsLoopThread || _stopping, "UnwatchKick runs on the loop.");
+        SafeHandle? old = _kicks[queue];
+        if (old is null)
+        {
+            return;
+        }
+
+        _kicks[queue] = null;
+        bool added = false;
+        old.DangerousAddRef(ref added);
+        Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlDel, (int)old.DangerousGetHandle(), 0, 0);
+        old.DangerousRelease();
+        old.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public IVsockFdWatch? Watch(SafeHandle fd, IVsockFdHandler handler, out int error)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        ArgumentNullException.ThrowIfNull(handler);
+        error = 0;
+        if (_stopping)
+        {
+            error = Interop.Errors.EBADF;
+            return null;
+        }
+
+        bool added = false;
+        try
+        {
+            if (!fd.IsClosed)
+            {
+                fd.DangerousAddRef(ref added);
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        if (!added)
+        {
+            error = Interop.Errors.EBADF;
+            return null;
+        }
+
+        LoopFdWatch watch;
+        lock (_watches)
+        {
+            watch = new LoopFdWatch(this, fd, _nextToken++, handler);
+            _watches.Add(watch.Token, watch);
+        }
+
+        error = Interop.Sys.EpollControl(
+            _epoll.Fd,
+            Interop.Sys.EpollCtlAdd,
+            watch.Fd,
+            Interop.Sys.EpollIn | Interop.Sys.EpollOut | Interop.Sys.EpollRdHup | Interop.Sys.EpollEdgeTriggered,
+            watch.Token);
+        if (error != 0)
+        {
+            lock (_watches)
+            {
+                _watches.Remove(watch.Token);
+            }
+
+            fd.DangerousRelease();
+            return null;
+        }
+
+        return watch;
+    }
+
     /// <summary>Stops the thread after its current turn. Actions still queued are abandoned (their callers get <see cref="ObjectDisposedException"/>).</summary>
     public void Dispose()
     {
@@ -121,13 +288,37 @@ internal sealed class DeviceEventLoop : IDisposable
         }
 
         _stopping = true;
-        _wake.Set();
-        if (!IsLoopThread)
+        ulong one = 1;
+        Interop.Sys.Write(_wake.Fd, &one, sizeof(ulong));
+        if (!IsLoopThread && _thread.ThreadState != System.Threading.ThreadState.Unstarted)
         {
             _thread.Join();
         }
 
         AbandonQueued();
+        for (int q = 0; q < _kicks.Length; q++)
+        {
+            UnwatchKick(q);
+        }
+
+        LoopFdWatch[] remaining;
+        lock (_watches)
+        {
+            remaining = [.. _watches.Values];
+        }
+
+        foreach (LoopFdWatch watch in remaining)
+        {
+            watch.Dispose();
+        }
+
+        // The thread is gone and no watch is left: the descriptors can go (a late watch Dispose only removes its
+        // table entry, see Remove).
+        lock (_watches)
+        {
+            _wake.Dispose();
+            _epoll.Dispose();
+        }
     }
 
     /// <summary>Stops running the device's turns after a fault in the loop's own work (called on the loop); control
@@ -159,6 +350,32 @@ internal sealed class DeviceEventLoop : IDisposable
         _turnFaulted = false;
     }
 
+    /// <summary>A watch asked for readiness that already arrived: deliver it in this wake-up (on the loop).</summary>
+    internal void DeliverSoon(LoopFdWatch watch)
+    {
+        if (IsLoopThread)
+        {
+            _deliverNow.Add(watch);
+        }
+        else
+        {
+            Post(watch.DeliverPending);
+        }
+    }
+
+    /// <summary>Removes a watch from the epoll set and the table (any thread).</summary>
+    internal void Remove(LoopFdWatch watch)
+    {
+        lock (_watches)
+        {
+            _watches.Remove(watch.Token);
+            if (!_epoll.IsClosed)
+            {
+                Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlDel, watch.Fd, 0, 0);
+            }
+        }
+    }
+
     private void Enqueue(ControlAction action)
     {
         if (_stopping)
@@ -187,36 +404,103 @@ internal sealed class DeviceEventLoop : IDisposable
 
     private static ObjectDisposedException Disposed() => new(nameof(VsockDevice), "The vsock device loop has stopped.");
 
+    private int Timeout()
+    {
+        if (_turnAgain || _deliverNow.Count != 0 || !_signalled.IsEmpty || !_actions.IsEmpty)
+        {
+            return 0;
+        }
+
+        long deadline = _turnFaulted ? long.MaxValue : _nextDeadline();
+        if (deadline == long.MaxValue)
+        {
+            return -1;
+        }
+
+        long remainingTicks = deadline - Stopwatch.GetTimestamp();
+        return remainingTicks <= 0 ? 0 : (int)Math.Min(int.MaxValue, (remainingTicks * 1000 / Stopwatch.Frequency) + 1);
+    }
+
     private void Run()
     {
+        byte* events = stackalloc byte[MaxEvents * 16];
         while (!_stopping)
         {
-            long deadline = _turnFaulted ? long.MaxValue : _nextDeadline();
-            int timeout = Timeout.Infinite;
-            if (deadline != long.MaxValue)
-            {
-                long remainingTicks = deadline - Stopwatch.GetTimestamp();
-                timeout = remainingTicks <= 0 ? 0 : (int)Math.Min(int.MaxValue, (remainingTicks * 1000 / Stopwatch.Frequency) + 1);
-            }
-
-            if (timeout != 0)
-            {
-                _wake.Wait(timeout);
-            }
-
+            int count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, Timeout());
             if (_stopping)
             {
                 break;
             }
 
-            _wake.Reset();
-            Interlocked.Exchange(ref _wakePending, 0);
+            _turnAgain = false;
+            if (count < 0)
+            {
+                int error = Marshal.GetLastPInvokeError();
+                if (error != Interop.Errors.EINTR)
+                {
+                    // Only a broken epoll descriptor gets here: stop the device rather than spin.
+                    Fail(new IOException($"vsock device loop: epoll_wait failed: errno {error}."));
+                    _turnAgain = false;
+                    count = 0;
+                }
+            }
+
+            for (int i = 0; i < count; i++)
+            {
+                Dispatch(Interop.Sys.EpollData(events, i), Interop.Sys.EpollEvents(events, i));
+            }
+
+            DeliverRequested();
             RunActions();
             RunSignalled();
             RunTurn();
         }
 
         AbandonQueued();
+    }
+
+    private void Dispatch(ulong token, uint flags)
+    {
+        if (token == WakeToken)
+        {
+            ulong value;
+            Interop.Sys.Read(_wake.Fd, &value, sizeof(ulong));
+            Interlocked.Exchange(ref _wakePending, 0);
+            return;
+        }
+
+        if (token < FirstWatchToken)
+        {
+            int queue = (int)(token - FirstKickToken);
+            if ((uint)queue < (uint)_kicks.Length && _kicks[queue] is { } kick)
+            {
+                ulong value;
+                Interop.Sys.Read((int)kick.DangerousGetHandle(), &value, sizeof(ulong));
+                _onKick(queue);
+            }
+
+            return;
+        }
+
+        LoopFdWatch? watch;
+        lock (_watches)
+        {
+            _watches.TryGetValue(token, out watch);
+        }
+
+        watch?.OnEvents(flags);
+    }
+
+    private void DeliverRequested()
+    {
+        // Deliveries may ask for more deliveries (a handler re-requests at once): those run next wake-up.
+        int count = _deliverNow.Count;
+        for (int i = 0; i < count; i++)
+        {
+            _deliverNow[i].DeliverPending();
+        }
+
+        _deliverNow.RemoveRange(0, count);
     }
 
     private void RunActions()

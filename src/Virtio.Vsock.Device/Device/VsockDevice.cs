@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Virtio.Memory;
 using Virtio.Queue;
@@ -97,7 +98,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             _queues[i] = new VirtQueue(MaxQueueSize);
         }
 
-        _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", Turn, NextDeadline, OnLoopFault);
+        _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", VsockQueueIndex.Count, OnKickEvent, Turn, NextDeadline, OnLoopFault);
         _muxer = new VsockMuxer(options, backend, _loop, Metrics);
         BufferBudget budget = _muxer.Budget;
         Metrics.BufferedBytesSource = () => budget.Used;
@@ -114,6 +115,9 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
 
     /// <inheritdoc/>
     public ulong GuestCid => _options.GuestCid;
+
+    /// <inheritdoc/>
+    public IVsockFdPoller FdPoller => _loop;
 
     /// <summary>The negotiated features (0 until <see cref="SetFeatures"/>).</summary>
     public ulong Features => Volatile.Read(ref _features);
@@ -266,6 +270,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             }
 
             _running[queueIndex] = false;
+            _loop.UnwatchKick(queueIndex);
             if (!_running[VsockQueueIndex.Rx] && !_running[VsockQueueIndex.Tx])
             {
                 _driverStopped = true;
@@ -278,7 +283,12 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         });
     }
 
-    /// <summary>A kick (available-buffer notification) arrived on <paramref name="queueIndex"/>. Lock-free; never blocks.</summary>
+    /// <summary>
+    /// A kick (available-buffer notification) arrived on <paramref name="queueIndex"/>: for transports without
+    /// eventfds (an in-process VMM, the guest simulator). Lock-free; never blocks: it sets a bit and wakes the loop
+    /// (one eventfd write unless the loop is already awake). Transports with kick eventfds hand them to
+    /// <see cref="AttachKickEventFd"/> instead, so kicks never leave the loop thread.
+    /// </summary>
     /// <param name="queueIndex">0, 1 or 2; other values are ignored.</param>
     public void Kick(int queueIndex)
     {
@@ -290,6 +300,49 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         Interlocked.Increment(ref Metrics.KicksField);
         Interlocked.Or(ref _kickMask, 1 << queueIndex);
         _loop.Wake();
+    }
+
+    /// <summary>
+    /// Makes the device's loop wait on <paramref name="eventFd"/> as queue <paramref name="queueIndex"/>'s kick
+    /// (vhost-user SET_VRING_KICK): the loop's epoll wakes on it directly, no thread of the transport's is
+    /// involved. The device takes ownership of the descriptor and closes it when the queue is stopped, the device
+    /// reset or disposed, or another kick descriptor replaces it.
+    /// </summary>
+    /// <param name="queueIndex">0, 1 or 2.</param>
+    /// <param name="eventFd">An eventfd the driver's kicks increment.</param>
+    /// <exception cref="IOException">The descriptor cannot be watched (it is closed).</exception>
+    /// <exception cref="ObjectDisposedException">The device is disposed (the descriptor is closed).</exception>
+    public void AttachKickEventFd(int queueIndex, SafeHandle eventFd)
+    {
+        CheckIndex(queueIndex);
+        ArgumentNullException.ThrowIfNull(eventFd);
+        int error;
+        try
+        {
+            error = _loop.Invoke(() =>
+            {
+                int result = _loop.WatchKick(queueIndex, eventFd);
+                if (result == 0)
+                {
+                    // Look at the ring once: chains published before the descriptor was watched may have been kicked
+                    // to the old one.
+                    Interlocked.Or(ref _kickMask, 1 << queueIndex);
+                    _loop.Wake();
+                }
+
+                return result;
+            });
+        }
+        catch (ObjectDisposedException)
+        {
+            eventFd.Dispose();
+            throw;
+        }
+
+        if (error != 0)
+        {
+            throw new IOException($"vsock device: cannot watch the kick eventfd of queue {queueIndex}: errno {error}.");
+        }
     }
 
     /// <summary>
@@ -416,9 +469,10 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         _muxer.ResetAll();
         _relay?.OnLocalReset(online: false);
         _backend.OnDeviceReset();
-        foreach (VirtQueue queue in _queues)
+        for (int q = 0; q < _queues.Length; q++)
         {
-            queue.Reset();
+            _queues[q].Reset();
+            _loop.UnwatchKick(q);
         }
 
         Array.Clear(_running);
@@ -433,6 +487,13 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         _memory = null;
         Volatile.Write(ref _connectionCount, 0);
         Volatile.Write(ref _siblingConnectionCount, 0);
+    }
+
+    /// <summary>A kick eventfd fired (on the loop: no wake-up needed, the turn follows).</summary>
+    private void OnKickEvent(int queueIndex)
+    {
+        Interlocked.Increment(ref Metrics.KicksField);
+        Interlocked.Or(ref _kickMask, 1 << queueIndex);
     }
 
     private bool IsOnline => _running[VsockQueueIndex.Rx] && _running[VsockQueueIndex.Tx] && _memory is not null;

@@ -432,7 +432,7 @@ public sealed class HybridVsockListenerTests : IDisposable
         UnixSocketIo.ConfigureForDataPath(device);
         await host.SendAsync("one"u8.ToArray());
         await host.SendAsync("two!"u8.ToArray());
-        Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+        Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
         byte[] buffer = new byte[16];
         Assert.Equal(3, UnixSocketIo.ReceiveMessage(device, buffer).Bytes);
         Assert.True(await UnixTestSockets.EventuallyAsync(() => UnixSocketIo.PeekMessage(device).IsOk));

@@ -42,7 +42,7 @@ public sealed class SeqPacketMessageTests : IDisposable
                 UnixIoResult result = reader.Read(device, rx, out bool end);
                 if (result.Status == UnixIoStatus.WouldBlock)
                 {
-                    Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+                    Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
                     continue;
                 }
 
@@ -79,7 +79,7 @@ public sealed class SeqPacketMessageTests : IDisposable
         {
             await host.SendAsync(new byte[2000], Ct);
             using var reader = new SeqPacketMessageReader(maxMessageSize: 1000);
-            Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+            Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
             UnixIoResult result = reader.Read(device, new byte[100], out bool end);
             Assert.Equal(UnixIoStatus.MessageTooLarge, result.Status);
             Assert.Equal(2000, result.MessageLength);
@@ -98,7 +98,7 @@ public sealed class SeqPacketMessageTests : IDisposable
             await host.SendAsync(new byte[10], Ct);
             host.Shutdown(SocketShutdown.Send);
             using var reader = new SeqPacketMessageReader();
-            Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+            Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
             UnixIoResult none = reader.Read(device, Span<byte>.Empty, out bool end);
             Assert.True(none.IsOk);
             Assert.Equal(0, none.Bytes);

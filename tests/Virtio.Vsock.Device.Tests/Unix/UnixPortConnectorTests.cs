@@ -32,7 +32,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         Assert.True(UnixSocketIo.Send(device, "ping"u8).IsOk);
         Assert.Equal("ping", Encoding.ASCII.GetString(await UnixTestSockets.ReadExactlyOrEofAsync(host, 4)));
         await host.SendAsync("pong"u8.ToArray(), Ct);
-        Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+        Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
         byte[] buffer = new byte[8];
         UnixIoResult received = UnixSocketIo.Receive(device, buffer);
         Assert.Equal(4, received.Bytes);
@@ -195,7 +195,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         byte[] receive = new byte[64 * 1024];
         while (lengths.Count < 3)
         {
-            Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+            Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
             UnixIoResult peek = UnixSocketIo.PeekMessage(device);
             if (peek.Status == UnixIoStatus.WouldBlock)
             {

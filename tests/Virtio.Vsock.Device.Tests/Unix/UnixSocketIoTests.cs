@@ -41,7 +41,7 @@ public sealed class UnixSocketIoTests : IDisposable
             host.Shutdown(SocketShutdown.Send);
 
             byte[] buffer = new byte[64];
-            Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+            Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
             UnixIoResult data = UnixSocketIo.Receive(device, buffer);
             Assert.Equal(10, data.Bytes);
             UnixIoResult eof = UnixSocketIo.Receive(device, buffer);
@@ -95,7 +95,7 @@ public sealed class UnixSocketIoTests : IDisposable
         Assert.Equal(UnixIoStatus.SocketClosed, UnixSocketIo.Send(device, "x"u8).Status);
         Assert.Equal(UnixIoStatus.SocketClosed, UnixSocketIo.ShutdownSend(device).Status);
         Assert.Equal(UnixIoStatus.SocketClosed, UnixSocketIo.ConfigureForDataPath(device).Status);
-        Assert.Equal(UnixIoStatus.SocketClosed, (await UnixSocketIo.WaitReadableAsync(device, Ct)).Status);
+        Assert.Equal(UnixIoStatus.SocketClosed, (await SocketWait.ReadableAsync(device, Ct)).Status);
     }
 
     [Fact(Timeout = 10_000)]
@@ -130,7 +130,7 @@ public sealed class UnixSocketIoTests : IDisposable
         using (host)
         using (device)
         {
-            ValueTask<UnixIoResult> wait = UnixSocketIo.WaitReadableAsync(device, Ct);
+            ValueTask<UnixIoResult> wait = SocketWait.ReadableAsync(device, Ct);
             Assert.False(wait.IsCompleted);
 
             // Sentinel: a wait on another pair, started after and given data, completes; the runtime's socket engine
@@ -139,7 +139,7 @@ public sealed class UnixSocketIoTests : IDisposable
             using (sentinelHost)
             using (sentinelDevice)
             {
-                ValueTask<UnixIoResult> sentinel = UnixSocketIo.WaitReadableAsync(sentinelDevice, Ct);
+                ValueTask<UnixIoResult> sentinel = SocketWait.ReadableAsync(sentinelDevice, Ct);
                 await sentinelHost.SendAsync("s"u8.ToArray(), Ct);
                 Assert.True((await sentinel).IsOk);
             }
@@ -151,10 +151,10 @@ public sealed class UnixSocketIoTests : IDisposable
             Assert.Equal(3, UnixSocketIo.Receive(device, buffer).Bytes);
 
             using var cts = new CancellationTokenSource(50);
-            Assert.Equal(UnixIoStatus.Canceled, (await UnixSocketIo.WaitReadableAsync(device, cts.Token)).Status);
+            Assert.Equal(UnixIoStatus.Canceled, (await SocketWait.ReadableAsync(device, cts.Token)).Status);
 
             host.Shutdown(SocketShutdown.Send);
-            Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+            Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
             Assert.Equal(UnixIoStatus.EndOfStream, UnixSocketIo.Receive(device, buffer).Status);
         }
     }
@@ -174,7 +174,7 @@ public sealed class UnixSocketIoTests : IDisposable
             {
                 UnixIoSegment[] segments = [new(ha.AddrOfPinnedObject(), a.Length), new(hb.AddrOfPinnedObject(), b.Length)];
                 await host.SendAsync("abcdefghij"u8.ToArray(), Ct);
-                Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+                Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
                 UnixIoResult received = UnixSocketIo.Receive(device, segments);
                 Assert.Equal(8, received.Bytes);
                 Assert.Equal("abc", Encoding.ASCII.GetString(a));
@@ -204,7 +204,7 @@ public sealed class UnixSocketIoTests : IDisposable
             Assert.Equal(UnixIoStatus.WouldBlock, UnixSocketIo.PeekMessage(device).Status);
             await host.SendAsync("0123456789"u8.ToArray(), Ct);
             await host.SendAsync("xyz"u8.ToArray(), Ct);
-            Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+            Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
 
             UnixIoResult peek = UnixSocketIo.PeekMessage(device);
             Assert.True(peek.IsOk);
@@ -239,7 +239,7 @@ public sealed class UnixSocketIoTests : IDisposable
             await host.SendAsync(Array.Empty<byte>(), Ct);
             await host.SendAsync("z"u8.ToArray(), Ct);
             host.Shutdown(SocketShutdown.Send);
-            Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+            Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
 
             UnixIoResult peekEmpty = UnixSocketIo.PeekMessage(device);
             Assert.Equal(UnixIoStatus.Ok, peekEmpty.Status);
@@ -276,7 +276,7 @@ public sealed class UnixSocketIoTests : IDisposable
             {
                 UnixIoSegment[] segments = [new(h1.AddrOfPinnedObject(), 4), new(h2.AddrOfPinnedObject(), 6)];
                 await host.SendAsync("0123456789"u8.ToArray(), Ct);
-                Assert.True((await UnixSocketIo.WaitReadableAsync(device, Ct)).IsOk);
+                Assert.True((await SocketWait.ReadableAsync(device, Ct)).IsOk);
                 UnixIoResult received = UnixSocketIo.ReceiveMessage(device, segments);
                 Assert.Equal(10, received.Bytes);
                 Assert.False(received.Truncated);

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Virtio.Vsock.Backends.Unix;
+using Virtio.Vsock.Device.Tests.Unix;
 using Virtio.Vsock.Testing;
 
 namespace Virtio.Vsock.Device.Tests.UnixBackend;
@@ -39,7 +40,7 @@ internal static class HostIo
         byte[] buffer = new byte[256 * 1024];
         while (true)
         {
-            UnixIoResult ready = await UnixSocketIo.WaitReadableAsync(socket, token);
+            UnixIoResult ready = await SocketWait.ReadableAsync(socket, token);
             Assert.True(ready.IsOk, ready.ToString());
             UnixIoResult received = UnixSocketIo.ReceiveMessage(socket, buffer);
             if (received.Status == UnixIoStatus.WouldBlock)

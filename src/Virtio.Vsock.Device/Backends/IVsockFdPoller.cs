@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+
+namespace Virtio.Vsock.Device;
+
+/// <summary>
+/// The device's own loop, offered to its backend (<see cref="IVsockBackendHost.FdPoller"/>) so that host
+/// sockets are waited on by the same thread that runs the device: a socket becoming readable or writable is an
+/// event on the device loop, with no thread of the backend's own and no hop between threads.
+/// </summary>
+public interface IVsockFdPoller
+{
+    /// <summary>
+    /// Starts watching <paramref name="fd"/> (any thread). Nothing is delivered until the handler asks with
+    /// <see cref="IVsockFdWatch.RequestReadable"/> / <see cref="IVsockFdWatch.RequestWritable"/>. The watch holds a
+    /// reference on the handle (its descriptor number cannot be reused while watched); dispose the watch before
+    /// the handle.
+    /// </summary>
+    /// <param name="fd">A non-blocking descriptor (a socket, a pipe, an eventfd).</param>
+    /// <param name="handler">Called on the device loop with what became ready.</param>
+    /// <param name="error">0, or why the descriptor cannot be watched (an errno: EBADF when it or the loop is closed).</param>
+    /// <returns>The watch, or <see langword="null"/> with <paramref name="error"/> set.</returns>
+    IVsockFdWatch? Watch(SafeHandle fd, IVsockFdHandler handler, out int error);
+}
+
+/// <summary>One descriptor watched by an <see cref="IVsockFdPoller"/>: one-shot requests for "tell me once when ready".</summary>
+public interface IVsockFdWatch : IDisposable
+{
+    /// <summary>Asks for one <see cref="IVsockFdHandler.OnReady"/> with <see cref="VsockFdReadiness.Readable"/> when the
+    /// descriptor is readable, has hung up or failed (soon if it already is). Costs no system call.</summary>
+    /// <returns><see langword="false"/> when the watch is disposed (nothing will be delivered).</returns>
+    bool RequestReadable();
+
+    /// <summary>Asks for one <see cref="IVsockFdHandler.OnReady"/> with <see cref="VsockFdReadiness.Writable"/> when the
+    /// descriptor may take bytes or failed (soon if it already may). Costs no system call.</summary>
+    /// <returns><see langword="false"/> when the watch is disposed (nothing will be delivered).</returns>
+    bool RequestWritable();
+}
+
+/// <summary>What a watched descriptor's owner is told, on the device loop.</summary>
+public interface IVsockFdHandler
+{
+    /// <summary>Requested readiness arrived. Runs on the device loop: must not block.</summary>
+    /// <param name="readiness">What became ready (only what was requested).</param>
+    void OnReady(VsockFdReadiness readiness);
+
+    /// <summary><see cref="OnReady"/> threw: contain it (a connection resets itself). Must not throw.</summary>
+    /// <param name="exception">What <see cref="OnReady"/> threw.</param>
+    void OnFault(Exception exception);
+}
+
+/// <summary>Readiness of a watched descriptor.</summary>
+[Flags]
+public enum VsockFdReadiness
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+
+    /// <summary>Data, end of stream, a hang-up or an error is there to read.</summary>
+    Readable = 1,
+
+    /// <summary>A write may take bytes (or would report the error).</summary>
+    Writable = 2,
+}

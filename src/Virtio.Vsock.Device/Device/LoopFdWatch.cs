@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Virtio.Vsock.Device;
+
+/// <summary>
+/// One host descriptor in a <see cref="DeviceEventLoop"/>'s epoll set: registered once, edge-triggered for input
+/// and output, it remembers what readiness arrived and delivers it once per request.
+/// </summary>
+/// <remarks>
+/// <para><b>Owns:</b> a reference on the descriptor's handle (released on <see cref="Dispose"/>), the arrived
+/// readiness and the requested interest. <b>Must never:</b> deliver readiness that was not requested, lose an
+/// edge that arrived before a request (it is kept until asked for), or call the handler after
+/// <see cref="Dispose"/> returned on the loop thread.</para>
+/// <para><b>Threading:</b> events, requests and deliveries normally all run on the loop; requests and dispose may
+/// also come from other threads (a backend's reply continuation), so the two masks are behind a small lock,
+/// taken once per event or request.</para>
+/// </remarks>
+internal sealed class LoopFdWatch : IVsockFdWatch
+{
+    private readonly DeviceEventLoop _loop;
+    private readonly SafeHandle _handle;
+    private readonly IVsockFdHandler _handler;
+    private readonly object _lock = new();
+    private VsockFdReadiness _arrived;
+    private VsockFdReadiness _wanted;
+    private bool _queued;
+    private bool _disposed;
+
+    internal LoopFdWatch(DeviceEventLoop loop, SafeHandle handle, ulong token, IVsockFdHandler handler)
+    {
+        _loop = loop;
+        _handle = handle;
+        Token = token;
+        _handler = handler;
+        Fd = (int)handle.DangerousGetHandle();
+    }
+
+    /// <summary>The epoll token.</summary>
+    internal ulong Token { get; }
+
+    /// <summary>The descriptor number (valid while the watch holds its reference).</summary>
+    internal int Fd { get; }
+
+    /// <inheritdoc/>
+    public bool RequestReadable() => Request(VsockFdReadiness.Readable);
+
+    /// <inheritdoc/>
+    public bool RequestWritable() => Request(VsockFdReadiness.Writable);
+
+    /// <summary>Removes the descriptor from the loop and releases the handle reference. Idempotent.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _wanted = VsockFdReadiness.None;
+            _loop.Remove(this);
+        }
+
+        _handle.DangerousRelease();
+    }
+
+    /// <summary>Raw epoll events for this descriptor (on the loop).</summary>
+    internal void OnEvents(uint events)
+    {
+        VsockFdReadiness ready = VsockFdReadiness.None;
+        if ((events & (Interop.Sys.EpollIn | Interop.Sys.EpollErr | Interop.Sys.EpollHup | Interop.Sys.EpollRdHup)) != 0)
+        {
+            ready |= VsockFdReadiness.Readable;
+        }
+
+        if ((events & (Interop.Sys.EpollOut | Interop.Sys.EpollErr | Interop.Sys.EpollHup)) != 0)
+        {
+            ready |= VsockFdReadiness.Writable;
+        }
+
+        lock (_lock)
+        {
+            _arrived |= ready;
+        }
+
+        DeliverPending();
+    }
+
+    /// <summary>Delivers what is both arrived and wanted (on the loop).</summary>
+    internal void DeliverPending()
+    {
+        VsockFdReadiness fire;
+        lock (_lock)
+        {
+            _queued = false;
+            if (_disposed)
+            {
+                return;
+            }
+
+            fire = _arrived & _wanted;
+            _arrived &= ~fire;
+            _wanted &= ~fire;
+        }
+
+        if (fire == VsockFdReadiness.None)
+        {
+            return;
+        }
+
+        try
+        {
+            _handler.OnReady(fire);
+        }
+        catch (Exception exception)
+        {
+            try
+            {
+                _handler.OnFault(exception);
+            }
+            catch (Exception second)
+            {
+                Trace.TraceError("vsock device loop: a watched descriptor's handler failed twice: {0}", second);
+            }
+        }
+    }
+
+    private bool Request(VsockFdReadiness readiness)
+    {
+        bool deliverSoon;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            _wanted |= readiness;
+            deliverSoon = (_arrived & readiness) != 0 && !_queued;
+            _queued |= deliverSoon;
+        }
+
+        if (deliverSoon)
+        {
+            _loop.DeliverSoon(this);
+        }
+
+        return true;
+    }
+}
