@@ -12,7 +12,7 @@ public sealed class DeviceEventLoopTests
         // loop is idle (asleep, or about to sleep) at every signal: a lost wake-up leaves a producer waiting.
         const int Producers = 2;
         const int PerProducer = 500_000;
-        using var loop = new DeviceEventLoop("test-loop", _ => { }, () => long.MaxValue, e => throw new InvalidOperationException("turn fault", e));
+        using var loop = new DeviceEventLoop("test-loop", 0, _ => { }, _ => { }, () => long.MaxValue, e => throw new InvalidOperationException("turn fault", e));
         loop.Start();
         var sources = Enumerable.Range(0, Producers).Select(_ => new CountingSource()).ToArray();
         string? failure = null;
@@ -56,6 +56,8 @@ public sealed class DeviceEventLoopTests
         using var inTurn = new ManualResetEventSlim(false);
         var loop = new DeviceEventLoop(
             "test-loop",
+            0,
+            _ => { },
             _ =>
             {
                 inTurn.Set();
@@ -85,7 +87,7 @@ public sealed class DeviceEventLoopTests
     public async Task ASourceThatThrowsIsHandedItsFaultAndTheLoopGoesOn()
     {
         int turns = 0;
-        using var loop = new DeviceEventLoop("test-loop", _ => Interlocked.Increment(ref turns), () => long.MaxValue, _ => { });
+        using var loop = new DeviceEventLoop("test-loop", 0, _ => { }, _ => Interlocked.Increment(ref turns), () => long.MaxValue, _ => { });
         loop.Start();
         var throwing = new ThrowingSource();
         loop.Signal(throwing);
@@ -102,6 +104,8 @@ public sealed class DeviceEventLoopTests
         int turns = 0;
         using var loop = new DeviceEventLoop(
             "test-loop",
+            0,
+            _ => { },
             _ =>
             {
                 Interlocked.Increment(ref turns);
