@@ -270,7 +270,6 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             }
 
             _running[queueIndex] = false;
-            _loop.UnwatchKick(queueIndex);
             if (!_running[VsockQueueIndex.Rx] && !_running[VsockQueueIndex.Tx])
             {
                 _driverStopped = true;
@@ -305,8 +304,9 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     /// <summary>
     /// Makes the device's loop wait on <paramref name="eventFd"/> as queue <paramref name="queueIndex"/>'s kick
     /// (vhost-user SET_VRING_KICK): the loop's epoll wakes on it directly, no thread of the transport's is
-    /// involved. The device takes ownership of the descriptor and closes it when the queue is stopped, the device
-    /// reset or disposed, or another kick descriptor replaces it.
+    /// involved. The device takes ownership of the descriptor and closes it on <see cref="DetachKickEventFd"/>, when
+    /// another kick descriptor replaces it, or when the device is reset or disposed. Stopping the queue keeps it
+    /// (kicks of a stopped queue are ignored), so a queue disabled and enabled again keeps its kick.
     /// </summary>
     /// <param name="queueIndex">0, 1 or 2.</param>
     /// <param name="eventFd">An eventfd the driver's kicks increment.</param>
@@ -487,6 +487,22 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         _memory = null;
         Volatile.Write(ref _connectionCount, 0);
         Volatile.Write(ref _siblingConnectionCount, 0);
+    }
+
+    /// <summary>Stops waiting on queue <paramref name="queueIndex"/>'s kick eventfd and closes it (vhost-user: the ring was
+    /// stopped with GET_VRING_BASE; the frontend sends a new kick when it starts the ring again). Idempotent.</summary>
+    /// <param name="queueIndex">0, 1 or 2.</param>
+    public void DetachKickEventFd(int queueIndex)
+    {
+        CheckIndex(queueIndex);
+        try
+        {
+            _loop.Invoke(() => _loop.UnwatchKick(queueIndex));
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed: the loop closed every kick descriptor.
+        }
     }
 
     /// <summary>A kick eventfd fired (on the loop: no wake-up needed, the turn follows).</summary>

@@ -48,7 +48,7 @@ public sealed class DaemonCommandLineTests
         VmConfig vm = Assert.Single(config.Vms);
         Assert.Equal(new VmConfig { SocketPath = "/tmp/vhost3.socket", UdsPath = "/tmp/vm3.vsock" }, vm);
         Assert.Equal(3ul, vm.GuestCid);
-        Assert.Equal(65536u, vm.TxBufferSize);
+        Assert.Equal(262144u, vm.TxBufferSize);
         Assert.Equal(1024u, vm.QueueSize);
         Assert.Equal(new[] { "default" }, vm.Groups);
     }
