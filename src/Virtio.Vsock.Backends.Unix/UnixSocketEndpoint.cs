@@ -184,6 +184,54 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
     }
 
     /// <inheritdoc/>
+    /// <remarks>One gathering <c>recvmsg</c> over every packet's data buffers (up to 32 of them): a burst of host data
+    /// reaches several guest RX buffers with one system call. SEQPACKET, and a stream with bytes still held from
+    /// its <c>CONNECT</c> line, read into the first packet only.</remarks>
+    public EndpointResult Read(ReadOnlySpan<VsockPacket> packets, int maxBytes)
+    {
+        if (packets.Length == 1 || _reader is not null || !_initial.IsEmpty || _killed || maxBytes <= 0)
+        {
+            return Read(packets[0], Math.Min(maxBytes, packets[0].DataCapacity));
+        }
+
+        // The device's RX packets are parsed from guest memory, a native mapping that never moves: their
+        // addresses can be taken without pinning.
+        Span<UnixIoSegment> segments = stackalloc UnixIoSegment[MaxGather];
+        int used = 0;
+        int remaining = maxBytes;
+        foreach (VsockPacket packet in packets)
+        {
+            int take = Math.Min(remaining, packet.DataCapacity);
+            if (take <= 0 || used == MaxGather)
+            {
+                break;
+            }
+
+            DataSpanEnumerator spans = packet.GetDataSpans(0, take);
+            while (used < MaxGather && spans.MoveNext())
+            {
+                segments[used++] = Segment(spans.Current);
+                remaining -= spans.Current.Length;
+            }
+
+            if (spans.Error.IsError)
+            {
+                return EndpointResult.Error;
+            }
+        }
+
+        UnixIoResult received = UnixSocketIo.Receive(_socket, segments[..used]);
+        return received.Status switch
+        {
+            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes),
+            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
+            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
+            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
+            _ => EndpointResult.Error,
+        };
+    }
+
+    /// <inheritdoc/>
     public void RequestReadable()
     {
         if (Volatile.Read(ref _closed) != 0)

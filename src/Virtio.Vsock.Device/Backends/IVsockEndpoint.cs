@@ -33,6 +33,17 @@ public interface IVsockEndpoint
     /// when the host closed entirely.</returns>
     EndpointResult Read(VsockPacket packet, int maxBytes);
 
+    /// <summary>
+    /// Host-to-guest stream data into several RX packets' data buffers at once, in order (each filled before the
+    /// next), so a backend can take a burst with one system call. Only called for <see cref="VsockType.Stream"/>
+    /// connections. Default: <see cref="Read(VsockPacket, int)"/> into the first packet only.
+    /// </summary>
+    /// <param name="packets">Parsed RX packets; the device writes their headers afterwards.</param>
+    /// <param name="maxBytes">The most bytes to read in all (within the packets' capacities and the guest's credit).</param>
+    /// <returns>As <see cref="Read(VsockPacket, int)"/>; the bytes fill the packets in order.</returns>
+    EndpointResult Read(ReadOnlySpan<VsockPacket> packets, int maxBytes) =>
+        Read(packets[0], Math.Min(maxBytes, packets[0].DataCapacity));
+
     /// <summary>Asks for one <see cref="IVsockEndpointEvents.Readable"/> when data, EOF or an error is there (immediately if already so).</summary>
     void RequestReadable();
 

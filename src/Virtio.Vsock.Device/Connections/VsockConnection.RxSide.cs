@@ -120,8 +120,10 @@ internal sealed partial class VsockConnection
 
     /// <summary>Writes the next packet this connection owes the guest into <paramref name="rx"/>.</summary>
     /// <param name="rx">A parsed RX packet (buffer of the guest).</param>
-    /// <returns>The used length (44 + payload), or 0 when nothing was written.</returns>
-    public uint TryProduceRx(VsockPacket rx)
+    /// <param name="batch">More RX buffers a stream's data may fill in the same read (their lengths are recorded
+    /// there), or <see langword="null"/>.</param>
+    /// <returns>The used length of <paramref name="rx"/> (44 + payload), or 0 when nothing was written.</returns>
+    public uint TryProduceRx(VsockPacket rx, RxBatch? batch = null)
     {
         if (_pendingRst)
         {
@@ -151,7 +153,9 @@ internal sealed partial class VsockConnection
 
         if (WantsHostRead && PeerFree >= SmallestRw)
         {
-            uint used = TryProduceData(rx);
+            // A burst only once the host showed it has more than a buffer's worth (a single byte of a request /
+            // response exchange must not make the device take and give back a dozen RX buffers).
+            uint used = batch is not null && _hostBursting && Type == VsockType.Stream ? TryProduceBurst(rx, batch) : TryProduceData(rx);
             if (used != 0)
             {
                 return used;
@@ -159,7 +163,7 @@ internal sealed partial class VsockConnection
 
             if (_pendingRst)
             {
-                return TryProduceRx(rx);
+                return TryProduceRx(rx, batch);
             }
         }
 
@@ -222,11 +226,100 @@ internal sealed partial class VsockConnection
                 }
 
                 int bytes = Math.Min(result.Bytes, max);
+                _hostBursting = bytes == max && max == rx.DataCapacity;
                 _txCnt += (uint)bytes;
                 _creditStalled = _creditAnswered = false;
                 _pendingCreditUpdate = false;
                 Interlocked.Add(ref _muxer.Metrics.RxBytesField, bytes);
                 return WriteHeader(rx, VsockOp.Rw, (uint)bytes, Type == VsockType.SeqPacket ? (uint)result.Flags : 0);
+            case EndpointStatus.WouldBlock:
+                _hostReadable = false;
+                RequestReadable();
+                return 0;
+            case EndpointStatus.EndOfStream:
+                _hostEof = true;
+                _pendingShutdown |= ShutdownFlags.Send;
+                return 0;
+            case EndpointStatus.Closed:
+                _hostEof = true;
+                _txBuffer.Clear();
+                _pendingShutdown |= ShutdownFlags.Both;
+                return 0;
+            default:
+                Interlocked.Increment(ref _muxer.Metrics.HostReadErrorsField);
+                Reset(refused: false, "host read failed");
+                return 0;
+        }
+    }
+
+    /// <summary>
+    /// Stream data into <paramref name="rx"/> and as many more RX buffers as the guest's credit and the host's data
+    /// fill, with one endpoint read: the buffers are taken from <paramref name="batch"/> before the read, and the ones
+    /// the data did not reach are left unfilled there (the device gives them back to the ring).
+    /// </summary>
+    private uint TryProduceBurst(VsockPacket rx, RxBatch batch)
+    {
+        uint maxPerPacket = _muxer.Options.MaxPacketData;
+        uint credit = PeerFree;
+        long reach = Math.Min(Math.Min((uint)rx.DataCapacity, credit), maxPerPacket);
+        if (reach == 0)
+        {
+            return 0;
+        }
+
+        // Take more buffers while the guest's credit reaches beyond those already taken.
+        while (reach < credit && batch.TryTake())
+        {
+            VsockPacket extra = batch.Extra(batch.Taken - 1);
+            reach += Math.Min(Math.Min((uint)extra.DataCapacity, credit - reach), maxPerPacket);
+        }
+
+        if (batch.Taken == 0)
+        {
+            return TryProduceData(rx);
+        }
+
+        EndpointResult result = _endpoint!.Read(batch.Packets, (int)Math.Min(reach, int.MaxValue));
+        if (result.Status != EndpointStatus.Ok || result.Bytes == 0)
+        {
+            return OnReadWithoutData(result);
+        }
+
+        // The bytes fill the buffers in order, each up to its capacity and the packet limit.
+        long remaining = Math.Min(result.Bytes, reach);
+        _hostBursting = remaining == reach;
+        uint firstBytes = (uint)Math.Min(remaining, Math.Min((uint)rx.DataCapacity, maxPerPacket));
+        remaining -= firstBytes;
+        uint used = WriteData(rx, firstBytes);
+        for (int i = 0; i < batch.Taken && remaining > 0; i++)
+        {
+            VsockPacket extra = batch.Extra(i);
+            uint bytes = (uint)Math.Min(remaining, Math.Min((uint)extra.DataCapacity, maxPerPacket));
+            remaining -= bytes;
+            batch.ExtraLengths[i] = WriteData(extra, bytes);
+            batch.Filled = i + 1;
+        }
+
+        return used;
+    }
+
+    /// <summary>Accounts <paramref name="bytes"/> read into <paramref name="rx"/> and writes its RW header.</summary>
+    private uint WriteData(VsockPacket rx, uint bytes)
+    {
+        _txCnt += bytes;
+        _creditStalled = _creditAnswered = false;
+        _pendingCreditUpdate = false;
+        Interlocked.Add(ref _muxer.Metrics.RxBytesField, bytes);
+        return WriteHeader(rx, VsockOp.Rw, bytes, 0);
+    }
+
+    /// <summary>A read that brought no data: wait for the host, or carry its end of stream, close or error.</summary>
+    private uint OnReadWithoutData(EndpointResult result)
+    {
+        _hostBursting = false;
+        switch (result.Status)
+        {
+            case EndpointStatus.Ok:
             case EndpointStatus.WouldBlock:
                 _hostReadable = false;
                 RequestReadable();

@@ -65,6 +65,8 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
     private bool _endpointSendShut;
 
     // Host endpoint state.
+    // The last read from the host filled all it was offered: the next may take several RX buffers at once.
+    private bool _hostBursting;
     private bool _hostReadable;
     private bool _hostEof;
     private bool _readRequested;

@@ -274,8 +274,9 @@ internal sealed partial class VsockMuxer
 
     /// <summary>Fills one RX buffer with the next packet owed to the guest.</summary>
     /// <param name="rx">A parsed RX packet.</param>
+    /// <param name="batch">More RX buffers a connection's burst of stream data may fill too (see <see cref="RxBatch"/>), or null.</param>
     /// <returns>The used length, or 0 when nothing was ready (keep the buffer for later).</returns>
-    public uint FillRx(VsockPacket rx)
+    public uint FillRx(VsockPacket rx, RxBatch? batch = null)
     {
         if (_resetCount > 0)
         {
@@ -294,7 +295,7 @@ internal sealed partial class VsockMuxer
             uint used;
             try
             {
-                used = connection.TryProduceRx(rx);
+                used = connection.TryProduceRx(rx, batch);
             }
             catch (Exception exception)
             {

@@ -142,7 +142,7 @@ public sealed partial class VsockDevice
 
         VirtQueue queue = _queues[q];
         bool used = false;
-        int budget = RxBatch;
+        int budget = RxBudget;
         while (_muxer.HasRxWork || (_relay?.HasRxWork ?? false))
         {
             if (budget-- == 0)
@@ -175,9 +175,11 @@ public sealed partial class VsockDevice
                 _rxHeld = true;
             }
 
+            _rxBatch.Begin(_rxPacket);
             uint length = FillRx(_rxPacket);
             if (length == 0)
             {
+                GiveBackExtras(queue, 0);
                 break;
             }
 
@@ -186,6 +188,15 @@ public sealed partial class VsockDevice
             _tap?.OnPacket(_rxPacket, fromGuest: false);
             queue.AddUsedDeferred(memory, _rxPacket.HeadIndex, length);
             used = true;
+            for (int i = 0; i < _rxBatch.Filled; i++)
+            {
+                VsockPacket extra = _rxBatch.Extra(i);
+                Interlocked.Increment(ref Metrics.RxPacketsField);
+                _tap?.OnPacket(extra, fromGuest: false);
+                queue.AddUsedDeferred(memory, extra.HeadIndex, _rxBatch.ExtraLengths[i]);
+            }
+
+            GiveBackExtras(queue, _rxBatch.Filled);
         }
 
         if (used)
@@ -196,23 +207,57 @@ public sealed partial class VsockDevice
         return used;
     }
 
-    /// <summary>Fills one RX buffer from host connections or sibling guests, taking turns.</summary>
+    /// <summary>
+    /// Pops the guest's next RX chain and parses it into <paramref name="packet"/>, for a burst of host data
+    /// (<see cref="RxBatch"/>). A chain that does not parse is left in the ring (the normal path reports it).
+    /// </summary>
+    private bool TakeExtraRx(VsockPacket packet)
+    {
+        const int q = VsockQueueIndex.Rx;
+        GuestMemory? memory = _memory;
+        if (memory is null || !TryPop(q, memory, keepNotificationsOff: false, out DescriptorChain chain))
+        {
+            return false;
+        }
+
+        if (packet.TryParseRx(memory, ref chain, _options.MaxPacketData).IsError)
+        {
+            VirtQueue queue = _queues[q];
+            queue.NextAvail = (ushort)(queue.NextAvail - 1);
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Returns the extra RX buffers a burst took but did not fill (the last ones popped) to the ring.</summary>
+    private void GiveBackExtras(VirtQueue queue, int filled)
+    {
+        int unfilled = _rxBatch.Taken - filled;
+        if (unfilled > 0)
+        {
+            queue.NextAvail = (ushort)(queue.NextAvail - unfilled);
+        }
+    }
+
+    /// <summary>Fills one RX buffer (and, for a burst of host stream data, more: see <see cref="RxBatch"/>) from host
+    /// connections or sibling guests, taking turns.</summary>
     private uint FillRx(VsockPacket rx)
     {
         if (_relay is null)
         {
-            return _muxer.FillRx(rx);
+            return _muxer.FillRx(rx, _rxBatch);
         }
 
         _rxSiblingsFirst = !_rxSiblingsFirst;
         if (_rxSiblingsFirst)
         {
             uint used = _relay.FillRx(rx);
-            return used != 0 ? used : _muxer.FillRx(rx);
+            return used != 0 ? used : _muxer.FillRx(rx, _rxBatch);
         }
         else
         {
-            uint used = _muxer.FillRx(rx);
+            uint used = _muxer.FillRx(rx, _rxBatch);
             return used != 0 ? used : _relay.FillRx(rx);
         }
     }

@@ -49,7 +49,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         VsockFeatures.Version1 | VsockFeatures.Stream | VsockFeatures.SeqPacket | VsockFeatures.NoImpliedStream
         | VsockFeatures.EventIndex | VsockFeatures.IndirectDescriptors;
 
-    private const int RxBatch = 256;
+    private const int RxBudget = 256;
 
     private readonly VsockDeviceOptions _options;
     private readonly IVsockBackend _backend;
@@ -63,6 +63,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     private readonly bool[] _broken = new bool[VsockQueueIndex.Count];
     private readonly VsockPacket _txPacket = new();
     private readonly VsockPacket _rxPacket = new();
+    private readonly RxBatch _rxBatch;
     private GuestMemory? _memory;
     private ulong _features;
     private bool _rxHeld;
@@ -98,6 +99,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             _queues[i] = new VirtQueue(MaxQueueSize);
         }
 
+        _rxBatch = new RxBatch(TakeExtraRx);
         _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", VsockQueueIndex.Count, OnKickEvent, Turn, NextDeadline, OnLoopFault);
         _muxer = new VsockMuxer(options, backend, _loop, Metrics);
         BufferBudget budget = _muxer.Budget;
