@@ -291,6 +291,11 @@ internal sealed partial class VsockConnection
         uint firstBytes = (uint)Math.Min(remaining, Math.Min((uint)rx.DataCapacity, maxPerPacket));
         remaining -= firstBytes;
         uint used = WriteData(rx, firstBytes);
+        if (remaining > 0)
+        {
+            Interlocked.Increment(ref _muxer.Metrics.RxBurstsField);
+        }
+
         for (int i = 0; i < batch.Taken && remaining > 0; i++)
         {
             VsockPacket extra = batch.Extra(i);

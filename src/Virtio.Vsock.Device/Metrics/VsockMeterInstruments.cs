@@ -34,6 +34,7 @@ internal static class VsockMeterInstruments
         Counter(meter, sources, "vsock.connect_timeouts", "{connection}", "Connection attempts that timed out", s => s.Device.Metrics.ConnectTimeouts);
         Counter(meter, sources, "vsock.shutdown_timeouts", "{connection}", "Closes that timed out", s => s.Device.Metrics.ShutdownTimeouts);
         Counter(meter, sources, "vsock.credit.stalls", "{stall}", "Times host-to-guest data waited for guest credit", s => s.Device.Metrics.CreditStalls);
+        Counter(meter, sources, "vsock.rx.bursts", "{read}", "Host reads that filled more than one RX buffer at once", s => s.Device.Metrics.RxBursts);
         Counter(meter, sources, "vsock.credit.violations", "{packet}", "Guest packets beyond the credit given", s => s.Device.Metrics.CreditViolations);
         Counter(meter, sources, "vsock.credit.updates_sent", "{packet}", "CREDIT_UPDATE packets sent", s => s.Device.Metrics.CreditUpdatesSent);
         Counter(meter, sources, "vsock.credit.requests_sent", "{packet}", "CREDIT_REQUEST packets sent", s => s.Device.Metrics.CreditRequestsSent);

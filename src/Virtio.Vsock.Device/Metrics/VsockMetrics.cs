@@ -24,6 +24,7 @@ public sealed class VsockMetrics
     internal long ConnectTimeoutsField;
     internal long ShutdownTimeoutsField;
     internal long CreditStallsField;
+    internal long RxBurstsField;
     internal long CreditViolationsField;
     internal long CreditUpdatesSentField;
     internal long CreditRequestsSentField;
@@ -86,6 +87,9 @@ public sealed class VsockMetrics
 
     /// <summary>Times host-to-guest data waited for guest credit.</summary>
     public long CreditStalls => Volatile.Read(ref CreditStallsField);
+
+    /// <summary>Host reads that filled more than one RX buffer at once (one system call for a burst of stream data).</summary>
+    public long RxBursts => Volatile.Read(ref RxBurstsField);
 
     /// <summary>Guest RW packets beyond the credit we gave (the connection was reset).</summary>
     public long CreditViolations => Volatile.Read(ref CreditViolationsField);
