@@ -3,7 +3,6 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Virtio.Memory;
-using Vhost.User.Interop;
 
 namespace Vhost.User;
 
@@ -69,7 +68,7 @@ public sealed class VhostUserConnection : IDisposable
     private readonly ushort _maxQueueSize;
     private readonly VringState[] _vrings;
     private readonly byte[] _buffer = new byte[HeaderSize + MaxPayloadSize];
-    private readonly List<FileDescriptorHandle?> _fds = new(MaxFdsPerMessage);
+    private readonly List<SafeFileDescriptor?> _fds = new(MaxFdsPerMessage);
     private readonly List<MemorySlot> _slots = [];
     private GuestMemory? _memory;
     private ulong _ackedFeatures;
@@ -889,7 +888,7 @@ public sealed class VhostUserConnection : IDisposable
         return true;
     }
 
-    private bool TryMapRegion(RegionDescriptor region, FileDescriptorHandle fd, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out MemorySlot? slot)
+    private bool TryMapRegion(RegionDescriptor region, SafeFileDescriptor fd, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out MemorySlot? slot)
     {
         slot = null;
         if (region.Size == 0)
@@ -919,7 +918,7 @@ public sealed class VhostUserConnection : IDisposable
             return Refuse($"region {region} descriptor cannot be inspected (errno {errno})");
         }
 
-        if (fileType != Libc.SIfReg)
+        if (fileType != Interop.Sys.SIfReg)
         {
             return Refuse($"region {region} descriptor is not a regular (memfd or shared memory) file (type 0x{fileType:x})");
         }
@@ -953,8 +952,8 @@ public sealed class VhostUserConnection : IDisposable
     /// <summary>Whether the file behind a region cannot shrink: only then can no frontend make a mapped page vanish.</summary>
     internal static bool IsSealedAgainstShrinking(int fd)
     {
-        int seals = Libc.Fcntl(fd, Libc.FGetSeals, 0);
-        return seals >= 0 && (seals & Libc.FSealShrink) != 0;
+        int seals = Interop.Sys.Fcntl(fd, Interop.Sys.FGetSeals, 0);
+        return seals >= 0 && (seals & Interop.Sys.FSealShrink) != 0;
     }
 
     private bool TryBuildMemory(List<MemorySlot> slots, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out GuestMemory? memory)
@@ -1078,16 +1077,16 @@ public sealed class VhostUserConnection : IDisposable
         return false;
     }
 
-    private FileDescriptorHandle TakeFd(int index)
+    private SafeFileDescriptor TakeFd(int index)
     {
-        FileDescriptorHandle fd = _fds[index]!;
+        SafeFileDescriptor fd = _fds[index]!;
         _fds[index] = null;
         return fd;
     }
 
     private void CloseUnusedFds()
     {
-        foreach (FileDescriptorHandle? fd in _fds)
+        foreach (SafeFileDescriptor? fd in _fds)
         {
             fd?.Dispose();
         }

@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Vhost.User.Interop;
 
 namespace Vhost.User;
 
@@ -154,7 +153,7 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
         {
             listener.Bind(new UnixDomainSocketEndPoint(renamed ? temporary : path));
             listener.Listen(4);
-            if (renamed && Libc.Rename(temporary, path) != 0)
+            if (renamed && Interop.Sys.Rename(temporary, path) != 0)
             {
                 int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
                 throw new IOException($"Cannot move the listening socket to {path} (errno {errno}).");
@@ -187,7 +186,7 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
             throw new IOException($"Cannot inspect {path} (errno {errno}).");
         }
 
-        if (fileType != Libc.SIfSock)
+        if (fileType != Interop.Sys.SIfSock)
         {
             throw new IOException($"{path} exists and is not a socket; refusing to replace it.");
         }
@@ -310,7 +309,7 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
         try
         {
             if (Descriptors.StatPath(SocketPath, out ushort fileType, out var identity) == 0
-                && fileType == Libc.SIfSock && identity == _socketIdentity)
+                && fileType == Interop.Sys.SIfSock && identity == _socketIdentity)
             {
                 File.Delete(SocketPath);
             }

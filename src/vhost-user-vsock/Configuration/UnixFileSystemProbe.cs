@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using VhostUserVsock.Configuration.Interop;
 
 namespace VhostUserVsock.Configuration;
 
@@ -14,18 +13,17 @@ public sealed class UnixFileSystemProbe : IFileSystemProbe
     public unsafe PathKind GetKind(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        byte* buffer = stackalloc byte[FileSystemCalls.StatxBufferSize];
-        if (FileSystemCalls.Statx(FileSystemCalls.AtFdCwd, path, FileSystemCalls.AtSymlinkNoFollow, FileSystemCalls.StatxType, buffer) != 0)
+        Interop.Sys.StatxBuffer buffer = default;
+        if (Interop.Sys.Statx(Interop.Sys.AtFdCwd, path, Interop.Sys.AtSymlinkNoFollow, Interop.Sys.StatxType, &buffer) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();
-            return errno is FileSystemCalls.ENOENT or FileSystemCalls.ENOTDIR ? PathKind.Missing : PathKind.Unknown;
+            return errno is Interop.Errors.ENOENT or Interop.Errors.ENOTDIR ? PathKind.Missing : PathKind.Unknown;
         }
 
-        ushort type = (ushort)(*(ushort*)(buffer + FileSystemCalls.StatxModeOffset) & FileSystemCalls.FileTypeMask);
-        return type switch
+        return buffer.FileType switch
         {
-            FileSystemCalls.FileTypeSocket => PathKind.Socket,
-            FileSystemCalls.FileTypeDirectory => PathKind.Directory,
+            Interop.Sys.SIfSock => PathKind.Socket,
+            Interop.Sys.SIfDir => PathKind.Directory,
             _ => PathKind.Other,
         };
     }
@@ -34,7 +32,7 @@ public sealed class UnixFileSystemProbe : IFileSystemProbe
     public bool IsWritableDirectory(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return FileSystemCalls.Access(path, FileSystemCalls.WriteOk | FileSystemCalls.ExecuteOk) == 0;
+        return Interop.Sys.Access(path, Interop.Sys.WriteOk | Interop.Sys.ExecuteOk) == 0;
     }
 
     /// <inheritdoc/>

@@ -10,6 +10,7 @@ internal static partial class Interop
         internal const int ENOMEM = 12;
         internal const int EACCES = 13;
         internal const int EEXIST = 17;
+        internal const int ENOTDIR = 20;
         internal const int EINVAL = 22;
         internal const int EMFILE = 24;
         internal const int EPIPE = 32;
