@@ -154,25 +154,4 @@ internal static unsafe class Descriptors
         fileType = (ushort)(buffer.Mode & Interop.Sys.SIfMt);
         return 0;
     }
-
-    /// <summary>The file type of <paramref name="path"/> without following a final symlink.</summary>
-    /// <returns>0 on success, otherwise the errno (ENOENT = 2 when missing).</returns>
-    internal static int StatPath(string path, out ushort fileType) => StatPath(path, out fileType, out _);
-
-    /// <summary>The file type and identity (device and inode) of <paramref name="path"/>, not following a final symlink.</summary>
-    /// <returns>0 on success, otherwise the errno (ENOENT = 2 when missing).</returns>
-    internal static int StatPath(string path, out ushort fileType, out (uint Major, uint Minor, ulong Inode) identity)
-    {
-        Interop.Sys.StatxBuffer buffer = default;
-        if (Interop.Sys.Statx(Interop.Sys.AtFdCwd, path, Interop.Sys.AtSymlinkNoFollow, Interop.Sys.StatxType | Interop.Sys.StatxIno, &buffer) != 0)
-        {
-            fileType = 0;
-            identity = default;
-            return Marshal.GetLastPInvokeError();
-        }
-
-        fileType = (ushort)(buffer.Mode & Interop.Sys.SIfMt);
-        identity = (buffer.DeviceMajor, buffer.DeviceMinor, buffer.Inode);
-        return 0;
-    }
 }

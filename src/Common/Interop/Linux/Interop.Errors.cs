@@ -22,5 +22,6 @@ internal static partial class Interop
         internal const int ECONNRESET = 104;
         internal const int ENOTCONN = 107;
         internal const int ECONNREFUSED = 111;
+        internal const int EINPROGRESS = 115;
     }
 }
