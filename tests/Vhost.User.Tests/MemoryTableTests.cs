@@ -47,7 +47,7 @@ public sealed class MemoryTableTests
         await Task.Yield();
         await using Harness harness = Harness.Start(sealedRam: true);
         harness.Handshake();
-        Assert.True(VhostUserConnection.IsSealedAgainstShrinking(harness.RamFd));
+        Assert.True(MemoryTable.IsSealedAgainstShrinking(harness.RamFd));
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(Harness.RamRegion), harness.RamFd));
         Assert.NotNull(harness.Backend.Memory);
         Assert.False(harness.Logger.Contains("not sealed"), harness.Logger.Dump());
