@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Virtio.Memory;
 
 namespace Vhost.User;
@@ -15,7 +16,8 @@ namespace Vhost.User;
 /// <see cref="Kick"/>, one call at a time, in protocol order. A server serves one frontend at a time, so
 /// control calls of two connections never overlap either.</description></item>
 /// <item><description>One <em>kick thread</em> per started queue calls <see cref="Kick"/> for that queue
-/// only. Kicks of different queues may run in parallel with each other and with control calls
+/// only, unless the backend took the queue's kick descriptor (<see cref="TryTakeKick"/>): that queue then has
+/// no kick thread and no <see cref="Kick"/> calls. Kicks of different queues may run in parallel with each other and with control calls
 /// (<see cref="SetMemory"/>, <see cref="SetFeatures"/>, <see cref="SetQueueEnabled"/>, and start/stop of
 /// <em>other</em> queues). A queue's kicks never overlap its own <see cref="StartQueue"/>,
 /// <see cref="StopQueue"/> or <see cref="Reset"/>: its kick thread starts after <see cref="StartQueue"/>
@@ -119,6 +121,38 @@ public interface IVhostUserBackend
     /// </summary>
     /// <param name="index">A started queue.</param>
     void Kick(int index);
+
+    /// <summary>
+    /// Offers the backend the kick descriptor of queue <paramref name="index"/>, so that it waits on it itself (for
+    /// example in the epoll loop of its device thread) instead of a kick thread calling <see cref="Kick"/>.
+    /// </summary>
+    /// <param name="index">A started queue.</param>
+    /// <param name="kick">The kick descriptor the frontend sent: an eventfd (or the read end of a pipe), already
+    /// non-blocking. Its number is <see cref="SafeHandle.DangerousGetHandle"/>.</param>
+    /// <returns><see langword="true"/> when the backend took ownership of <paramref name="kick"/>;
+    /// <see langword="false"/> (the default implementation) to keep today's kick thread.</returns>
+    /// <remarks>
+    /// <para><b>When.</b> On the control thread, when the frontend sends <c>SET_VRING_KICK</c> with a descriptor:
+    /// right after <see cref="StartQueue"/> (and the implicit <see cref="SetQueueEnabled"/>) when the message starts
+    /// the queue, or while the queue runs when the frontend replaces its kick descriptor.</para>
+    /// <para><b>True: the backend owns the descriptor.</b> It waits for it to become readable, drains it (one 8-byte
+    /// read of an eventfd; a pipe until EAGAIN) and processes the queue. The protocol layer starts no kick thread
+    /// for the queue and never calls <see cref="Kick"/> for it, not even the initial kick a kick thread delivers at
+    /// start: the backend processes the queue once after taking the descriptor, as the driver may have added buffers
+    /// before handing it over. The backend stops waiting on the descriptor and disposes it, at the latest:
+    /// <list type="bullet">
+    /// <item><description>in <see cref="StopQueue"/> of that queue, before returning (<c>GET_VRING_BASE</c>);</description></item>
+    /// <item><description>in <see cref="Reset"/> (disconnect, <c>RESET_OWNER</c>, <c>RESET_DEVICE</c>);</description></item>
+    /// <item><description>when a later <see cref="TryTakeKick"/> for the same queue offers a replacement, whatever it
+    /// answers (answering false then means the backend holds no kick for the queue and a kick thread takes
+    /// over).</description></item>
+    /// </list></para>
+    /// <para><b>False: the protocol layer keeps the descriptor</b> and runs a kick thread that calls
+    /// <see cref="Kick"/> as described in the threading remarks. The backend must neither keep nor dispose it.</para>
+    /// <para><b>Throwing</b> refuses the message: the descriptor is closed (the backend must not keep it), and a
+    /// queue this message was starting is stopped again with <see cref="StopQueue"/>.</para>
+    /// </remarks>
+    bool TryTakeKick(int index, SafeHandle kick) => false;
 
     /// <summary>
     /// Returns the device to its initial state: every queue stopped, memory released, negotiated features

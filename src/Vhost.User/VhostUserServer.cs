@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Vhost.User.Interop;
 
 namespace Vhost.User;
 
@@ -13,7 +12,8 @@ namespace Vhost.User;
 /// <remarks>
 /// While one frontend is served, further connection attempts wait in the listen backlog until it leaves,
 /// so a device never has two frontends. <see cref="Start()"/> removes a stale socket file left by a dead
-/// process but refuses a path that a live listener still serves, or that is not a socket.
+/// process but refuses a path that a live listener still serves, or that is not a socket (all of it in
+/// <see cref="UnixSocketPath"/>); a socket passed in (systemd) is never probed nor removed.
 /// </remarks>
 public sealed class VhostUserServer : IAsyncDisposable, IDisposable
 {
@@ -24,7 +24,7 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     private Socket? _listener;
     private VhostUserConnection? _current;
     private Task _completion = Task.CompletedTask;
-    private (uint Major, uint Minor, ulong Inode) _socketIdentity;
+    private UnixSocketPath.Identity _socketIdentity;
     private int _served;
     private int _started;
 
@@ -65,7 +65,6 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
             throw new InvalidOperationException("The server was already started.");
         }
 
-        PrepareSocketPath(SocketPath);
         _listener = Listen(SocketPath, out _socketIdentity);
         Log.Listening(_logger, SocketPath);
         _completion = Task.Run(AcceptLoopAsync);
@@ -139,73 +138,38 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     /// <summary>
-    /// Binds and listens. The socket is bound under a temporary name in the same directory and renamed into
-    /// place, so the runtime's unlink-on-dispose hits the temporary name: on stop only
-    /// <see cref="RemoveSocketFile"/> removes <paramref name="path"/>, and only if it is still this socket
-    /// (another server may have taken the path over).
+    /// Probes the path (a stale socket is removed, a live one or a non-socket refused), binds and listens
+    /// (<see cref="UnixSocketPath"/>). On stop only <see cref="RemoveSocketFile"/> removes <paramref name="path"/>,
+    /// and only if it is still this socket (another server may have taken the path over).
     /// </summary>
-    private static Socket Listen(string path, out (uint Major, uint Minor, ulong Inode) identity)
+    private static Socket Listen(string path, out UnixSocketPath.Identity identity)
     {
-        string directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/";
-        string temporary = Path.Combine(directory, $".vu-{Environment.ProcessId:x}-{Random.Shared.Next():x8}.sock");
-        bool renamed = System.Text.Encoding.UTF8.GetByteCount(temporary) < 108;
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        UnixSocketPath.Error error = UnixSocketPath.Listen(path, Interop.Sys.SockStream, backlog: 4, mode: null, out int fd, out identity, out int errno);
+        string detail = errno != 0 ? $" (errno {errno}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)})" : string.Empty;
+        switch (error)
+        {
+            case UnixSocketPath.Error.None:
+                break;
+            case UnixSocketPath.Error.InUse:
+                throw new IOException($"{path} is in use by a live listener.");
+            case UnixSocketPath.Error.NotASocket:
+                throw new IOException($"{path} exists and is not a socket; refusing to replace it.");
+            case UnixSocketPath.Error.InvalidPath:
+                throw new IOException($"Cannot listen on {path}: not a valid Unix socket path (at most 107 bytes).");
+            default:
+                throw new IOException($"Cannot listen on {path}{detail}.");
+        }
+
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(renamed ? temporary : path));
-            listener.Listen(4);
-            if (renamed && Libc.Rename(temporary, path) != 0)
-            {
-                int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-                throw new IOException($"Cannot move the listening socket to {path} (errno {errno}).");
-            }
-
-            if (Descriptors.StatPath(path, out _, out identity) != 0)
-            {
-                throw new IOException($"The listening socket at {path} vanished.");
-            }
-
-            return listener;
+            return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
         }
-        catch (Exception exception) when (exception is SocketException or IOException)
+        catch (SocketException exception)
         {
-            listener.Dispose();
-            throw exception as IOException ?? new IOException($"Cannot listen on {path}: {exception.Message}", exception);
+            _ = Interop.Sys.Close(fd);
+            UnixSocketPath.RemoveIfOurs(path, identity);
+            throw new IOException($"Cannot listen on {path}: {exception.Message}", exception);
         }
-    }
-
-    private static void PrepareSocketPath(string path)
-    {
-        int errno = Descriptors.StatPath(path, out ushort fileType);
-        if (errno == 2)
-        {
-            return;
-        }
-
-        if (errno != 0)
-        {
-            throw new IOException($"Cannot inspect {path} (errno {errno}).");
-        }
-
-        if (fileType != Libc.SIfSock)
-        {
-            throw new IOException($"{path} exists and is not a socket; refusing to replace it.");
-        }
-
-        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
-        {
-            try
-            {
-                probe.Connect(new UnixDomainSocketEndPoint(path));
-                throw new IOException($"{path} is in use by a live listener.");
-            }
-            catch (SocketException exception) when (exception.SocketErrorCode == SocketError.ConnectionRefused)
-            {
-                // Nobody listens: a stale socket file left by a dead process.
-            }
-        }
-
-        File.Delete(path);
     }
 
     private async Task AcceptLoopAsync()
@@ -305,23 +269,5 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
         Interlocked.Increment(ref _served);
     }
 
-    private void RemoveSocketFile()
-    {
-        try
-        {
-            if (Descriptors.StatPath(SocketPath, out ushort fileType, out var identity) == 0
-                && fileType == Libc.SIfSock && identity == _socketIdentity)
-            {
-                File.Delete(SocketPath);
-            }
-        }
-        catch (IOException)
-        {
-            // Best effort: the directory may be gone.
-        }
-        catch (UnauthorizedAccessException)
-        {
-            // Best effort.
-        }
-    }
+    private void RemoveSocketFile() => UnixSocketPath.RemoveIfOurs(SocketPath, _socketIdentity);
 }

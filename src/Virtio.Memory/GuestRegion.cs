@@ -1,4 +1,3 @@
-using Virtio.Memory.Interop;
 
 namespace Virtio.Memory;
 
@@ -51,7 +50,7 @@ public sealed class GuestRegion : IDisposable
     {
         ValidateRange(start, size);
         MappingHandle mapping = MappingHandle.Map(
-            checked((nuint)size), Libc.ProtRead | Libc.ProtWrite, Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
+            checked((nuint)size), Interop.Sys.ProtRead | Interop.Sys.ProtWrite, Interop.Sys.MapPrivate | Interop.Sys.MapAnonymous | Interop.Sys.MapNoReserve, -1, 0);
         return new GuestRegion(start, size, mapping, 0);
     }
 
@@ -78,7 +77,7 @@ public sealed class GuestRegion : IDisposable
         }
 
         MappingHandle mapping = MappingHandle.Map(
-            (nuint)total, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapNoReserve, fd, 0);
+            (nuint)total, Interop.Sys.ProtRead | Interop.Sys.ProtWrite, Interop.Sys.MapShared | Interop.Sys.MapNoReserve, fd, 0);
         return new GuestRegion(start, size, mapping, mmapOffset);
     }
 

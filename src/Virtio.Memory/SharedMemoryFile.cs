@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using Virtio.Memory.Interop;
 
 namespace Virtio.Memory;
 
@@ -31,7 +30,7 @@ public static class SharedMemoryFile
     private static SafeFileHandle Create(string name, long size, bool seal)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(size);
-        int fd = Libc.MemfdCreate(name, Libc.MfdCloexec | (seal ? Libc.MfdAllowSealing : 0));
+        int fd = Interop.Sys.MemfdCreate(name, Interop.Sys.MfdCloexec | (seal ? Interop.Sys.MfdAllowSealing : 0));
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -39,14 +38,14 @@ public static class SharedMemoryFile
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (Libc.Ftruncate(fd, size) != 0)
+        if (Interop.Sys.FTruncate(fd, size) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             handle.Dispose();
             throw new IOException($"ftruncate of memfd to {size} bytes failed: {Marshal.GetPInvokeErrorMessage(errno)}.");
         }
 
-        if (seal && Libc.Fcntl(fd, Libc.FAddSeals, Libc.FSealShrink | Libc.FSealGrow | Libc.FSealSeal) != 0)
+        if (seal && Interop.Sys.Fcntl(fd, Interop.Sys.FAddSeals, Interop.Sys.FSealShrink | Interop.Sys.FSealGrow | Interop.Sys.FSealSeal) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             handle.Dispose();

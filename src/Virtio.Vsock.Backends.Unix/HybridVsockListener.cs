@@ -1,6 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
-using System.Text;
 using System.Threading.Channels;
 using Virtio.Vsock;
 
@@ -42,9 +41,7 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     private readonly HybridVsockListenerOptions _options;
     private readonly TimeSpan _handshakeTimeout;
     private readonly int _maxPending;
-    private readonly ulong _device;
-    private readonly ulong _inode;
-    private readonly bool _identityKnown;
+    private readonly UnixSocketPath.Identity _identity;
     private readonly SemaphoreSlim _slots;
     private readonly Channel<HostConnectRequest> _channel;
     private readonly CancellationTokenSource _stop = new();
@@ -56,15 +53,13 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     private int _pending;
     private int _disposed;
 
-    private HybridVsockListener(Socket listener, HybridVsockListenerOptions options, ulong device, ulong inode, bool identityKnown)
+    private HybridVsockListener(Socket listener, HybridVsockListenerOptions options, UnixSocketPath.Identity identity)
     {
         _listener = listener;
         _options = options;
         _handshakeTimeout = options.HandshakeTimeout;
         _maxPending = options.MaxPendingHandshakes;
-        _device = device;
-        _inode = inode;
-        _identityKnown = identityKnown;
+        _identity = identity;
         Path = options.Path;
         SocketType = options.SocketType;
         _slots = new SemaphoreSlim(_maxPending, _maxPending);
@@ -165,21 +160,16 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             return UnixListenerStartError.Failed;
         }
 
-        UnixListenerStartError stale = RemoveStaleSocket(path, nativeType, out errno);
-        if (stale != UnixListenerStartError.None)
+        // Probe (a live socket is refused, a stale one removed, a non-socket never touched), bind, listen.
+        UnixSocketPath.Error error = UnixSocketPath.Listen(path, nativeType, options.Backlog, mode: null, out int fd, out UnixSocketPath.Identity identity, out errno);
+        if (error != UnixSocketPath.Error.None)
         {
-            return stale;
-        }
-
-        Span<byte> address = stackalloc byte[2 + UnixNative.SunPathLength];
-        int length = UnixNative.BuildSockAddr(Encoding.UTF8.GetBytes(path), default, address);
-        errno = UnixNative.BindAndListen(nativeType, address[..length], options.Backlog, out int fd);
-        if (errno != 0)
-        {
-            return errno switch
+            return error switch
             {
-                UnixNative.EADDRINUSE => UnixListenerStartError.AddressInUse,
-                UnixNative.EACCES => UnixListenerStartError.AccessDenied,
+                UnixSocketPath.Error.InvalidPath => UnixListenerStartError.InvalidPath,
+                UnixSocketPath.Error.InUse => UnixListenerStartError.AddressInUse,
+                UnixSocketPath.Error.NotASocket => UnixListenerStartError.NotASocket,
+                UnixSocketPath.Error.AccessDenied => UnixListenerStartError.AccessDenied,
                 _ => UnixListenerStartError.Failed,
             };
         }
@@ -192,77 +182,15 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         catch (SocketException e)
         {
             UnixNative.Close(fd);
-            File.Delete(path);
+            UnixSocketPath.RemoveIfOurs(path, identity);
             errno = e.NativeErrorCode;
             return UnixListenerStartError.Failed;
         }
 
-        bool known = UnixNative.StatPath(path, out int fileType, out ulong device, out ulong inode) == 0 && fileType == UnixNative.SIfSock;
-        listener = new HybridVsockListener(socket, options, device, inode, known);
+        listener = new HybridVsockListener(socket, options, identity);
         HybridVsockListener started = listener;
         listener._acceptLoop = Task.Run(started.AcceptLoopAsync);
         return UnixListenerStartError.None;
-    }
-
-    private static UnixListenerStartError RemoveStaleSocket(string path, int nativeType, out int errno)
-    {
-        errno = UnixNative.StatPath(path, out int fileType, out _, out _);
-        if (errno == UnixNative.ENOENT || errno == UnixNative.ENOSYS)
-        {
-            // Nothing there, or no statx: let bind() report EADDRINUSE if something is there.
-            errno = 0;
-            return UnixListenerStartError.None;
-        }
-
-        if (errno != 0)
-        {
-            return errno == UnixNative.EACCES ? UnixListenerStartError.AccessDenied : UnixListenerStartError.Failed;
-        }
-
-        if (fileType != UnixNative.SIfSock)
-        {
-            return UnixListenerStartError.NotASocket;
-        }
-
-        Span<byte> address = stackalloc byte[2 + UnixNative.SunPathLength];
-        int length = UnixNative.BuildSockAddr(Encoding.UTF8.GetBytes(path), default, address);
-        errno = UnixNative.TryConnect(nativeType, address[..length], out int fd);
-        if (fd >= 0)
-        {
-            UnixNative.Close(fd);
-        }
-
-        switch (errno)
-        {
-            case 0:
-            case UnixNative.EAGAIN:
-            case UnixNative.EPROTOTYPE:
-                return UnixListenerStartError.AddressInUse;
-            case UnixNative.ECONNREFUSED:
-                try
-                {
-                    File.Delete(path);
-                    errno = 0;
-                    return UnixListenerStartError.None;
-                }
-                catch (UnauthorizedAccessException)
-                {
-                    errno = UnixNative.EACCES;
-                    return UnixListenerStartError.AccessDenied;
-                }
-                catch (IOException)
-                {
-                    return UnixListenerStartError.Failed;
-                }
-
-            case UnixNative.EACCES:
-                return UnixListenerStartError.AccessDenied;
-            case UnixNative.ENOENT:
-                errno = 0;
-                return UnixListenerStartError.None;
-            default:
-                return UnixListenerStartError.Failed;
-        }
     }
 
     private async Task AcceptLoopAsync()
@@ -569,18 +497,6 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             Interlocked.Increment(ref _failures[(int)HandshakeFailure.ListenerStopped]);
         }
 
-        if (_identityKnown &&
-            UnixNative.StatPath(Path, out int fileType, out ulong device, out ulong inode) == 0 &&
-            fileType == UnixNative.SIfSock && device == _device && inode == _inode)
-        {
-            try
-            {
-                File.Delete(Path);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Best effort: a leftover socket file is replaced at the next start.
-            }
-        }
+        UnixSocketPath.RemoveIfOurs(Path, _identity);
     }
 }

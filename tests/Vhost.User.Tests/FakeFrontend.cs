@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
-using Vhost.User.Interop;
 
 namespace Vhost.User.Tests;
 

@@ -1,6 +1,5 @@
 using Microsoft.Win32.SafeHandles;
 using Virtio.Memory;
-using Vhost.User.Interop;
 
 namespace Vhost.User.Tests;
 
@@ -92,7 +91,7 @@ internal sealed class Harness : IAsyncDisposable
     /// Asserts that a kick written to <paramref name="kickFd"/> is still unread, and drains it: nobody (no kick
     /// thread) holds the eventfd any more, so the signal can never reach the backend. No waiting involved.
     /// </summary>
-    public static void AssertKickUnread(FileDescriptorHandle kickFd) =>
+    public static void AssertKickUnread(SafeFileDescriptor kickFd) =>
         Assert.True(WaitSignalled(kickFd, timeoutMs: 0), "the kick was consumed: a kick thread still reads this eventfd");
 
     /// <summary>
@@ -136,11 +135,9 @@ internal sealed class Harness : IAsyncDisposable
     }
 
     /// <summary>Whether the eventfd's counter is non-zero within <paramref name="timeoutMs"/>; drains it.</summary>
-    public static unsafe bool WaitSignalled(FileDescriptorHandle eventFd, int timeoutMs = 10_000)
+    public static bool WaitSignalled(SafeFileDescriptor eventFd, int timeoutMs = 10_000)
     {
-        PollFd poll = new() { Fd = eventFd.Fd, Events = Libc.PollIn };
-        int ready = Libc.Poll(&poll, 1, timeoutMs);
-        if (ready <= 0)
+        if (!Descriptors.WaitReadable(eventFd.Fd, timeoutMs))
         {
             return false;
         }
@@ -148,9 +145,9 @@ internal sealed class Harness : IAsyncDisposable
         return Descriptors.Drain(eventFd.Fd, out ulong value) == 8 && value > 0;
     }
 
-    public FileDescriptorHandle NewEventFd()
+    public SafeFileDescriptor NewEventFd()
     {
-        FileDescriptorHandle fd = Descriptors.Create(nonBlocking: true);
+        SafeFileDescriptor fd = Descriptors.Create(nonBlocking: true);
         _owned.Add(fd);
         return fd;
     }
@@ -177,7 +174,7 @@ internal sealed class Harness : IAsyncDisposable
     }
 
     /// <summary>What QEMU sends when the guest driver starts: features, memory, then every ring.</summary>
-    public (FileDescriptorHandle Kick, FileDescriptorHandle Call)[] StartDevice(bool protocolFeatures = true, params uint[] rings)
+    public (SafeFileDescriptor Kick, SafeFileDescriptor Call)[] StartDevice(bool protocolFeatures = true, params uint[] rings)
     {
         if (rings.Length == 0)
         {
@@ -187,7 +184,7 @@ internal sealed class Harness : IAsyncDisposable
         ulong features = FakeBackend.VersionOne | FakeBackend.Seqpacket | (protocolFeatures ? VhostUserConnection.ProtocolFeaturesBit : 0);
         Frontend.SetU64(VhostUserRequest.SetFeatures, features);
         Assert.Equal(0UL, Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(RamRegion), RamFd));
-        var result = new (FileDescriptorHandle, FileDescriptorHandle)[rings.Length];
+        var result = new (SafeFileDescriptor, SafeFileDescriptor)[rings.Length];
         for (int i = 0; i < rings.Length; i++)
         {
             result[i] = StartRing(rings[i]);
@@ -204,14 +201,14 @@ internal sealed class Harness : IAsyncDisposable
         return result;
     }
 
-    public (FileDescriptorHandle Kick, FileDescriptorHandle Call) StartRing(uint index, ushort size = 256, ushort nextAvailable = 0)
+    public (SafeFileDescriptor Kick, SafeFileDescriptor Call) StartRing(uint index, ushort size = 256, ushort nextAvailable = 0)
     {
         var (descriptors, available, used) = RingUser(index);
         Frontend.Send(VhostUserRequest.SetVringNum, FakeFrontend.State(index, size));
         Frontend.Send(VhostUserRequest.SetVringBase, FakeFrontend.State(index, nextAvailable));
         Frontend.Send(VhostUserRequest.SetVringAddr, FakeFrontend.Address(index, descriptors, used, available));
-        FileDescriptorHandle kick = NewEventFd();
-        FileDescriptorHandle call = NewEventFd();
+        SafeFileDescriptor kick = NewEventFd();
+        SafeFileDescriptor call = NewEventFd();
         Frontend.SetU64(VhostUserRequest.SetVringKick, index, kick.Fd);
         Frontend.SetU64(VhostUserRequest.SetVringCall, index, call.Fd);
 

@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using Virtio.Memory;
-using Vhost.User.Interop;
 
 namespace Vhost.User.Tests;
 

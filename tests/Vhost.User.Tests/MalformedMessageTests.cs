@@ -1,4 +1,3 @@
-using Vhost.User.Interop;
 
 namespace Vhost.User.Tests;
 

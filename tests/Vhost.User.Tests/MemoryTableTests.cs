@@ -1,5 +1,4 @@
 using Virtio.Memory;
-using Vhost.User.Interop;
 
 namespace Vhost.User.Tests;
 
@@ -48,7 +47,7 @@ public sealed class MemoryTableTests
         await Task.Yield();
         await using Harness harness = Harness.Start(sealedRam: true);
         harness.Handshake();
-        Assert.True(VhostUserConnection.IsSealedAgainstShrinking(harness.RamFd));
+        Assert.True(MemoryTable.IsSealedAgainstShrinking(harness.RamFd));
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(Harness.RamRegion), harness.RamFd));
         Assert.NotNull(harness.Backend.Memory);
         Assert.False(harness.Logger.Contains("not sealed"), harness.Logger.Dump());
@@ -67,7 +66,7 @@ public sealed class MemoryTableTests
 
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringNum, FakeFrontend.State(0, 16)));
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringAddr, FakeFrontend.Address(0, 0x7100_0000_1000, 0x7000_0000_2000, 0x7100_0000_3000)));
-        FileDescriptorHandle kick = harness.NewEventFd();
+        SafeFileDescriptor kick = harness.NewEventFd();
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringKick, FakeFrontend.U64(0), kick.Fd));
 
         VringConfig config = harness.Backend.Started[0].Config;
@@ -197,7 +196,7 @@ public sealed class MemoryTableTests
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringNum, FakeFrontend.State(0, 256)));
         ulong last = Harness.UserBase + Harness.RamSize - 16;
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringAddr, FakeFrontend.Address(0, last, used, available)));
-        FileDescriptorHandle kick = harness.NewEventFd();
+        SafeFileDescriptor kick = harness.NewEventFd();
         Assert.NotEqual(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringKick, FakeFrontend.U64(0), kick.Fd));
         Assert.True(harness.Logger.Contains("is not inside guest memory"), harness.Logger.Dump());
         Assert.Empty(harness.Backend.Started);

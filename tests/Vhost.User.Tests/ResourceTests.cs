@@ -1,5 +1,4 @@
 using System.Globalization;
-using Vhost.User.Interop;
 
 namespace Vhost.User.Tests;
 
@@ -89,7 +88,7 @@ public sealed class ResourceTests
     {
         var fds = Enumerable.Range(0, fdCount).Select(_ => Descriptors.Create(nonBlocking: true)).ToArray();
         harness.Frontend.Send(request, payload, true, fds.Select(fd => fd.Fd).ToArray());
-        foreach (FileDescriptorHandle fd in fds)
+        foreach (SafeFileDescriptor fd in fds)
         {
             fd.Dispose();
         }

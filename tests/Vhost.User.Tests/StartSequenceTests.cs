@@ -1,5 +1,4 @@
 using Virtio.Memory;
-using Vhost.User.Interop;
 
 namespace Vhost.User.Tests;
 
@@ -164,7 +163,7 @@ public sealed class StartSequenceTests
         Assert.Equal(FakeFrontend.State(0, 5), harness.Frontend.ReceiveReplyTo(VhostUserRequest.GetVringBase).Payload);
 
         // Restart without SET_VRING_BASE: continues where it stopped; disabled again until enabled.
-        FileDescriptorHandle kick = harness.NewEventFd();
+        SafeFileDescriptor kick = harness.NewEventFd();
         harness.Frontend.SetU64(VhostUserRequest.SetVringKick, 0, kick.Fd);
         harness.Frontend.GetU64(VhostUserRequest.GetFeatures);
         Assert.Equal((ushort)5, harness.Backend.Started[0].Config.NextAvailableIndex);
@@ -180,7 +179,7 @@ public sealed class StartSequenceTests
         var rings = harness.StartDevice(true, 0);
         IVringNotifier notifier = harness.Backend.Started[0].Call;
 
-        FileDescriptorHandle second = harness.NewEventFd();
+        SafeFileDescriptor second = harness.NewEventFd();
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringCall, FakeFrontend.U64(0), second.Fd));
         Assert.True(notifier.Notify());
         Assert.True(Harness.WaitSignalled(second));
@@ -200,7 +199,7 @@ public sealed class StartSequenceTests
         var rings = harness.StartDevice(true, 0);
         Harness.WaitUntil(() => harness.Backend.Kicks(0) >= 1, "initial kick");
 
-        FileDescriptorHandle second = harness.NewEventFd();
+        SafeFileDescriptor second = harness.NewEventFd();
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringKick, FakeFrontend.U64(0), second.Fd));
         Harness.WaitUntil(() => harness.Backend.Kicks(0) >= 2, "kick after replacement");
         int before = harness.Backend.Kicks(0);
@@ -221,7 +220,7 @@ public sealed class StartSequenceTests
         var (descriptors, available, used) = Harness.RingUser(0);
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringNum, FakeFrontend.State(0, 8)));
         Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringAddr, FakeFrontend.Address(0, descriptors, used, available)));
-        FileDescriptorHandle kick = harness.NewEventFd();
+        SafeFileDescriptor kick = harness.NewEventFd();
         Assert.NotEqual(0UL, harness.Frontend.Ack(VhostUserRequest.SetVringKick, FakeFrontend.U64(0), kick.Fd));
         Assert.True(harness.Logger.Contains("start refused by the test backend"), harness.Logger.Dump());
         Assert.Equal(2UL, harness.Frontend.GetU64(VhostUserRequest.GetQueueNum));

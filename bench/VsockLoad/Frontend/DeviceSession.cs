@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using Virtio.Memory;
 using Virtio.Queue.Testing;
-using VirtioVsock.Fuzz.Interop;
 using VirtioVsock.Fuzz.Vhost;
 using VsockLoad.Guest;
 
@@ -95,7 +94,7 @@ internal sealed class DeviceSession : IDisposable
     public static unsafe void Signal(int fd)
     {
         ulong one = 1;
-        _ = Native.Write(fd, (byte*)&one, 8);
+        _ = Interop.Sys.Write(fd, (byte*)&one, 8);
     }
 
     /// <summary>Clears an eventfd (non-blocking read).</summary>
@@ -103,7 +102,7 @@ internal sealed class DeviceSession : IDisposable
     public static unsafe void Drain(int fd)
     {
         ulong value;
-        _ = Native.read(fd, (byte*)&value, 8);
+        _ = Interop.Sys.Read(fd, (byte*)&value, 8);
     }
 
     /// <inheritdoc/>
@@ -114,7 +113,7 @@ internal sealed class DeviceSession : IDisposable
         {
             if (fd > 0)
             {
-                _ = Native.close(fd);
+                _ = Interop.Sys.Close(fd);
             }
         }
 
@@ -161,7 +160,7 @@ internal sealed class DeviceSession : IDisposable
         Tx = new TestDriver(Memory, QueueLayout.At(GuestLayout.TxQueue, GuestLayout.QueueSize), eventIdx, indirectDescriptors: false);
         for (int i = 0; i < _eventFds.Length; i++)
         {
-            _eventFds[i] = Native.eventfd(0, Native.EfdCloexec | Native.EfdNonBlock);
+            _eventFds[i] = Interop.Sys.EventFd(0, Interop.Sys.EfdCloexec | Interop.Sys.EfdNonBlock);
             if (_eventFds[i] < 0)
             {
                 throw new IOException("eventfd failed.");

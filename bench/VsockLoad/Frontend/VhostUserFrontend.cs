@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using VirtioVsock.Fuzz.Interop;
 using VirtioVsock.Fuzz.Vhost;
 
 namespace VsockLoad.Frontend;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using VirtioVsock.Fuzz.Interop;
 using VsockLoad.Guest;
 
 namespace VsockLoad.Report;
@@ -50,7 +49,7 @@ internal static unsafe class SocketPairLimit
                     {
                         fixed (byte* p = &chunk[done])
                         {
-                            nint sent = Native.Write(writer, p, (nuint)(length - done));
+                            nint sent = Interop.Sys.Write(writer, p, (nuint)(length - done));
                             if (sent <= 0)
                             {
                                 return;
@@ -72,7 +71,7 @@ internal static unsafe class SocketPairLimit
                 nint read;
                 fixed (byte* p = buffer)
                 {
-                    read = Native.read(reader, p, (nuint)buffer.Length);
+                    read = Interop.Sys.Read(reader, p, (nuint)buffer.Length);
                 }
 
                 if (read <= 0)
@@ -94,8 +93,8 @@ internal static unsafe class SocketPairLimit
         }
         finally
         {
-            _ = Native.close(reader);
-            _ = Native.close(writer);
+            _ = Interop.Sys.Close(reader);
+            _ = Interop.Sys.Close(writer);
         }
     }
 
@@ -112,7 +111,7 @@ internal static unsafe class SocketPairLimit
                 byte one;
                 for (long i = 0; i < count; i++)
                 {
-                    if (Native.read(b, &one, 1) != 1 || Native.Write(b, &one, 1) != 1)
+                    if (Interop.Sys.Read(b, &one, 1) != 1 || Interop.Sys.Write(b, &one, 1) != 1)
                     {
                         return;
                     }
@@ -124,7 +123,7 @@ internal static unsafe class SocketPairLimit
             for (long i = 0; i < count; i++)
             {
                 long start = Stopwatch.GetTimestamp();
-                if (Native.Write(a, &value, 1) != 1 || Native.read(a, &value, 1) != 1)
+                if (Interop.Sys.Write(a, &value, 1) != 1 || Interop.Sys.Read(a, &value, 1) != 1)
                 {
                     throw new IOException("socketpair limit: ping-pong failed");
                 }
@@ -137,8 +136,8 @@ internal static unsafe class SocketPairLimit
         }
         finally
         {
-            _ = Native.close(a);
-            _ = Native.close(b);
+            _ = Interop.Sys.Close(a);
+            _ = Interop.Sys.Close(b);
         }
     }
 
@@ -170,8 +169,8 @@ internal static unsafe class SocketPairLimit
                 int done = 0;
                 while (done < bytes)
                 {
-                    nint sent = Native.Write(a, p + done, (nuint)(bytes - done));
-                    nint read = Native.read(b, p, (nuint)buffer.Length);
+                    nint sent = Interop.Sys.Write(a, p + done, (nuint)(bytes - done));
+                    nint read = Interop.Sys.Read(b, p, (nuint)buffer.Length);
                     if (sent <= 0 || read <= 0)
                     {
                         throw new IOException("socketpair limit: connection failed");
@@ -181,8 +180,8 @@ internal static unsafe class SocketPairLimit
                 }
             }
 
-            _ = Native.close(a);
-            _ = Native.close(b);
+            _ = Interop.Sys.Close(a);
+            _ = Interop.Sys.Close(b);
         }
 
         return count / Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -191,7 +190,7 @@ internal static unsafe class SocketPairLimit
     private static (int, int) Pair()
     {
         int* fds = stackalloc int[2];
-        if (Native.socketpair(Native.AfUnix, Native.SockStream | Native.SockCloexec, 0, fds) != 0)
+        if (Interop.Sys.SocketPair(Interop.Sys.AfUnix, Interop.Sys.SockStream | Interop.Sys.SockCloexec, 0, fds) != 0)
         {
             throw new IOException($"socketpair failed: errno {Marshal.GetLastPInvokeError()}");
         }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using VirtioVsock.Fuzz.Interop;
 using VsockLoad.Frontend;
 using VsockLoad.Guest;
 using VsockLoad.Host;
@@ -20,7 +19,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     private const short PollOut = 0x4;
     private const short PollErrHup = 0x8 | 0x10;
 
-    private Native.PollFd[] _pollFds = new Native.PollFd[8];
+    private Interop.Sys.PollFd[] _pollFds = new Interop.Sys.PollFd[8];
     private HostEnd?[] _pollHosts = new HostEnd?[8];
     private string? _listenerPath;
     private bool _hostProgress;
@@ -305,7 +304,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
         int needed = 3 + Hosts.Count;
         if (_pollFds.Length < needed)
         {
-            _pollFds = new Native.PollFd[needed * 2];
+            _pollFds = new Interop.Sys.PollFd[needed * 2];
             _pollHosts = new HostEnd?[needed * 2];
         }
 
@@ -327,9 +326,9 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
         }
 
         int ready;
-        fixed (Native.PollFd* fds = _pollFds)
+        fixed (Interop.Sys.PollFd* fds = _pollFds)
         {
-            ready = Native.poll(fds, (nuint)count, timeoutMs);
+            ready = Interop.Sys.Poll(fds, (nuint)count, timeoutMs);
         }
 
         if (ready <= 0)
@@ -346,17 +345,17 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
             return;
         }
 
-        if (_pollFds[0].Revents != 0)
+        if (_pollFds[0].ReturnedEvents != 0)
         {
             DeviceSession.Drain(device.RxCall);
         }
 
-        if (_pollFds[1].Revents != 0)
+        if (_pollFds[1].ReturnedEvents != 0)
         {
             DeviceSession.Drain(device.TxCall);
         }
 
-        if (Listener is not null && _pollFds[2].Revents != 0)
+        if (Listener is not null && _pollFds[2].ReturnedEvents != 0)
         {
             try
             {
@@ -373,7 +372,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
 
         for (int i = firstHost; i < count; i++)
         {
-            short revents = _pollFds[i].Revents;
+            short revents = _pollFds[i].ReturnedEvents;
             HostEnd end = _pollHosts[i]!;
             if (revents == 0 || !Hosts.Contains(end))
             {
@@ -410,7 +409,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
 
         void Add(int fd, short events, HostEnd? end)
         {
-            _pollFds[count] = new Native.PollFd { Fd = fd, Events = events, Revents = 0 };
+            _pollFds[count] = new Interop.Sys.PollFd { Fd = fd, Events = events, ReturnedEvents = 0 };
             _pollHosts[count] = end;
             count++;
         }

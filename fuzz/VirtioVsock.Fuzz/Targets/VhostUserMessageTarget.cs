@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using Vhost.User;
 using VirtioVsock.Fuzz.Engine;
-using VirtioVsock.Fuzz.Interop;
 using VirtioVsock.Fuzz.Vhost;
 
 namespace VirtioVsock.Fuzz.Targets;
@@ -108,7 +107,7 @@ public static class VhostUserMessageTarget
                 {
                     fixed (byte* pointer = one)
                     {
-                        _ = Native.Write(fd, pointer, 8);
+                        _ = Interop.Sys.Write(fd, pointer, 8);
                     }
                 }
             }

@@ -15,12 +15,8 @@ public static class SocketFiles
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(probe);
-        if (probe.GetKind(path) != PathKind.Socket)
-        {
-            return false;
-        }
-
-        File.Delete(path);
-        return true;
+        // The probe decides (an activated path answers as not ours to remove); UnixSocketPath checks again at
+        // removal time that a socket is still what the path names.
+        return probe.GetKind(path) == PathKind.Socket && UnixSocketPath.RemoveIfSocket(path);
     }
 }

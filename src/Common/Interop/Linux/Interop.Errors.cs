@@ -10,6 +10,7 @@ internal static partial class Interop
         internal const int ENOMEM = 12;
         internal const int EACCES = 13;
         internal const int EEXIST = 17;
+        internal const int ENOTDIR = 20;
         internal const int EINVAL = 22;
         internal const int EMFILE = 24;
         internal const int EPIPE = 32;
@@ -21,5 +22,6 @@ internal static partial class Interop
         internal const int ECONNRESET = 104;
         internal const int ENOTCONN = 107;
         internal const int ECONNREFUSED = 111;
+        internal const int EINPROGRESS = 115;
     }
 }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Vhost.User.Interop;
+namespace Vhost.User;
 
 /// <summary>
 /// Byte-exact reads and writes on a connected Unix stream socket, with SCM_RIGHTS descriptors collected
@@ -13,7 +13,7 @@ internal sealed unsafe class SocketChannel : IDisposable
     internal const int MaxFdsPerRead = 32;
 
     private readonly SafeHandle _socket;
-    private readonly FileDescriptorHandle _stop;
+    private readonly SafeFileDescriptor _stop;
     private readonly int _fd;
     private bool _socketReferenced;
     private int _disposed;
@@ -60,9 +60,9 @@ internal sealed unsafe class SocketChannel : IDisposable
     /// <paramref name="fds"/> up to <paramref name="maxFds"/> in total; the rest are closed at once and
     /// <paramref name="fdsDropped"/> is set (also when the kernel truncated the control data).
     /// </summary>
-    internal ChannelStatus ReceiveExact(Span<byte> destination, List<FileDescriptorHandle?> fds, int maxFds, ref bool fdsDropped)
+    internal ChannelStatus ReceiveExact(Span<byte> destination, List<SafeFileDescriptor?> fds, int maxFds, ref bool fdsDropped)
     {
-        int control = Libc.CmsgSpaceForFds(MaxFdsPerRead);
+        int control = ScmRights.SpaceFor(MaxFdsPerRead);
         byte* controlBuffer = stackalloc byte[control];
         int offset = 0;
         while (offset < destination.Length)
@@ -71,25 +71,25 @@ internal sealed unsafe class SocketChannel : IDisposable
             int flags;
             fixed (byte* data = &destination[offset])
             {
-                IoVec iov = new() { Base = data, Length = (nuint)(destination.Length - offset) };
-                MsgHdr message = new()
+                Interop.Sys.IoVec iov = new() { Base = data, Length = (nuint)(destination.Length - offset) };
+                Interop.Sys.MsgHdr message = new()
                 {
                     Iov = &iov,
                     IovLength = 1,
                     Control = controlBuffer,
                     ControlLength = (nuint)control,
                 };
-                received = Libc.RecvMsg(_fd, &message, Libc.MsgDontWait | Libc.MsgCmsgCloexec);
+                received = Interop.Sys.RecvMsg(_fd, &message, Interop.Sys.MsgDontWait | Interop.Sys.MsgCmsgCloexec);
                 flags = message.Flags;
                 if (received >= 0)
                 {
-                    CollectFds(controlBuffer, (int)message.ControlLength, fds, maxFds, ref fdsDropped);
+                    CollectFds(controlBuffer, (int)Math.Min(message.ControlLength, (nuint)control), fds, maxFds, ref fdsDropped);
                 }
             }
 
             if (received > 0)
             {
-                if ((flags & Libc.MsgCtrunc) != 0)
+                if ((flags & Interop.Sys.MsgCtrunc) != 0)
                 {
                     fdsDropped = true;
                 }
@@ -104,18 +104,18 @@ internal sealed unsafe class SocketChannel : IDisposable
             }
 
             int errno = Marshal.GetLastPInvokeError();
-            if (errno == Libc.EINTR)
+            if (errno == Interop.Errors.EINTR)
             {
                 continue;
             }
 
-            if (errno != Libc.EAGAIN)
+            if (errno != Interop.Errors.EAGAIN)
             {
                 LastErrno = errno;
                 return ChannelStatus.Failed;
             }
 
-            ChannelStatus wait = Wait(Libc.PollIn);
+            ChannelStatus wait = Wait(Interop.Sys.PollIn);
             if (wait != ChannelStatus.Ok)
             {
                 return wait;
@@ -134,9 +134,9 @@ internal sealed unsafe class SocketChannel : IDisposable
             nint sent;
             fixed (byte* pointer = &data[offset])
             {
-                IoVec iov = new() { Base = pointer, Length = (nuint)(data.Length - offset) };
-                MsgHdr message = new() { Iov = &iov, IovLength = 1 };
-                sent = Libc.SendMsg(_fd, &message, Libc.MsgDontWait | Libc.MsgNoSignal);
+                Interop.Sys.IoVec iov = new() { Base = pointer, Length = (nuint)(data.Length - offset) };
+                Interop.Sys.MsgHdr message = new() { Iov = &iov, IovLength = 1 };
+                sent = Interop.Sys.SendMsg(_fd, &message, Interop.Sys.MsgDontWait | Interop.Sys.MsgNoSignal);
             }
 
             if (sent > 0)
@@ -145,19 +145,19 @@ internal sealed unsafe class SocketChannel : IDisposable
                 continue;
             }
 
-            int errno = sent < 0 ? Marshal.GetLastPInvokeError() : Libc.EAGAIN;
-            if (errno == Libc.EINTR)
+            int errno = sent < 0 ? Marshal.GetLastPInvokeError() : Interop.Errors.EAGAIN;
+            if (errno == Interop.Errors.EINTR)
             {
                 continue;
             }
 
-            if (errno != Libc.EAGAIN)
+            if (errno != Interop.Errors.EAGAIN)
             {
                 LastErrno = errno;
                 return ChannelStatus.Failed;
             }
 
-            ChannelStatus wait = Wait(Libc.PollOut);
+            ChannelStatus wait = Wait(Interop.Sys.PollOut);
             if (wait != ChannelStatus.Ok)
             {
                 return wait;
@@ -176,18 +176,14 @@ internal sealed unsafe class SocketChannel : IDisposable
     {
         if (data.IsEmpty)
         {
-            return 22; // EINVAL: descriptors need at least one byte to travel with.
+            return Interop.Errors.EINVAL; // Descriptors need at least one byte to travel with.
         }
 
-        int control = fds.IsEmpty ? 0 : Libc.CmsgSpaceForFds(fds.Length);
+        int control = fds.IsEmpty ? 0 : ScmRights.SpaceFor(fds.Length);
         byte* controlBuffer = stackalloc byte[Math.Max(control, 1)];
-        new Span<byte>(controlBuffer, Math.Max(control, 1)).Clear();
         if (control > 0)
         {
-            *(nuint*)controlBuffer = (nuint)(Libc.CmsgHeaderSize + (fds.Length * sizeof(int)));
-            *(int*)(controlBuffer + 8) = Libc.SolSocket;
-            *(int*)(controlBuffer + 12) = Libc.ScmRights;
-            fds.CopyTo(new Span<int>(controlBuffer + Libc.CmsgHeaderSize, fds.Length));
+            ScmRights.Write(new Span<byte>(controlBuffer, control), fds);
         }
 
         int offset = 0;
@@ -196,21 +192,21 @@ internal sealed unsafe class SocketChannel : IDisposable
             nint sent;
             fixed (byte* pointer = data)
             {
-                IoVec iov = new() { Base = pointer + offset, Length = (nuint)(data.Length - offset) };
-                MsgHdr message = new()
+                Interop.Sys.IoVec iov = new() { Base = pointer + offset, Length = (nuint)(data.Length - offset) };
+                Interop.Sys.MsgHdr message = new()
                 {
                     Iov = &iov,
                     IovLength = 1,
                     Control = offset == 0 && control > 0 ? controlBuffer : null,
                     ControlLength = offset == 0 ? (nuint)control : 0,
                 };
-                sent = Libc.SendMsg(socket, &message, Libc.MsgNoSignal);
+                sent = Interop.Sys.SendMsg(socket, &message, Interop.Sys.MsgNoSignal);
             }
 
             if (sent < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR)
+                if (errno == Interop.Errors.EINTR)
                 {
                     continue;
                 }
@@ -238,54 +234,35 @@ internal sealed unsafe class SocketChannel : IDisposable
         }
     }
 
-    private static void CollectFds(byte* control, int length, List<FileDescriptorHandle?> fds, int maxFds, ref bool fdsDropped)
+    private static void CollectFds(byte* control, int length, List<SafeFileDescriptor?> fds, int maxFds, ref bool fdsDropped)
     {
-        int offset = 0;
-        while (offset + Libc.CmsgHeaderSize <= length)
+        foreach (int received in ScmRights.Received(new ReadOnlySpan<byte>(control, length)))
         {
-            int cmsgLength = (int)Math.Min(*(nuint*)(control + offset), (nuint)(length - offset));
-            if (cmsgLength < Libc.CmsgHeaderSize)
+            SafeFileDescriptor handle = SafeFileDescriptor.Adopt(received);
+            if (fds.Count < maxFds)
             {
-                break;
+                fds.Add(handle);
             }
-
-            int level = *(int*)(control + offset + 8);
-            int type = *(int*)(control + offset + 12);
-            if (level == Libc.SolSocket && type == Libc.ScmRights)
+            else
             {
-                int count = (cmsgLength - Libc.CmsgHeaderSize) / sizeof(int);
-                int* received = (int*)(control + offset + Libc.CmsgHeaderSize);
-                for (int i = 0; i < count; i++)
-                {
-                    FileDescriptorHandle handle = FileDescriptorHandle.Adopt(received[i]);
-                    if (fds.Count < maxFds)
-                    {
-                        fds.Add(handle);
-                    }
-                    else
-                    {
-                        handle.Dispose();
-                        fdsDropped = true;
-                    }
-                }
+                handle.Dispose();
+                fdsDropped = true;
             }
-
-            offset += Libc.CmsgAlign(cmsgLength);
         }
     }
 
     private ChannelStatus Wait(short events)
     {
-        PollFd* polls = stackalloc PollFd[2];
-        polls[0] = new PollFd { Fd = _fd, Events = events };
-        polls[1] = new PollFd { Fd = _stop.Fd, Events = Libc.PollIn };
+        Interop.Sys.PollFd* polls = stackalloc Interop.Sys.PollFd[2];
+        polls[0] = new Interop.Sys.PollFd { Fd = _fd, Events = events };
+        polls[1] = new Interop.Sys.PollFd { Fd = _stop.Fd, Events = Interop.Sys.PollIn };
         while (true)
         {
-            int ready = Libc.Poll(polls, 2, -1);
+            int ready = Interop.Sys.Poll(polls, 2, -1);
             if (ready < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR)
+                if (errno == Interop.Errors.EINTR)
                 {
                     continue;
                 }
@@ -294,7 +271,7 @@ internal sealed unsafe class SocketChannel : IDisposable
                 return ChannelStatus.Failed;
             }
 
-            if ((polls[1].ReturnedEvents & Libc.PollIn) != 0)
+            if ((polls[1].ReturnedEvents & Interop.Sys.PollIn) != 0)
             {
                 return ChannelStatus.Stopped;
             }

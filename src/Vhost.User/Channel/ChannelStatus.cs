@@ -1,4 +1,4 @@
-namespace Vhost.User.Interop;
+namespace Vhost.User;
 
 /// <summary>How a read or write on a <see cref="SocketChannel"/> ended.</summary>
 internal enum ChannelStatus

@@ -1,8 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using System.Text;
 
-namespace VirtioVsock.Fuzz.Interop;
+namespace VirtioVsock.Fuzz.Vhost;
 
 /// <summary>
 /// The frontend's end of a Unix stream socketpair: sends bytes with SCM_RIGHTS descriptors the way QEMU
@@ -26,7 +25,7 @@ internal sealed unsafe class FrontendSocket : IDisposable
     public static FrontendSocket CreatePair(out Socket backend)
     {
         int* fds = stackalloc int[2];
-        if (Native.socketpair(Native.AfUnix, Native.SockStream | Native.SockCloexec, 0, fds) != 0)
+        if (Interop.Sys.SocketPair(Interop.Sys.AfUnix, Interop.Sys.SockStream | Interop.Sys.SockCloexec, 0, fds) != 0)
         {
             throw new IOException($"socketpair failed: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -41,25 +40,21 @@ internal sealed unsafe class FrontendSocket : IDisposable
     /// <exception cref="IOException">The connect failed (the message names the errno).</exception>
     public static FrontendSocket Connect(string path)
     {
-        var address = default(Native.SockaddrUn);
-        address.Family = Native.AfUnix;
-        int length = Encoding.UTF8.GetByteCount(path);
-        if (length > 107)
+        if (!Interop.Sys.SockaddrUn.TryCreate(path, out Interop.Sys.SockaddrUn address, out uint length))
         {
-            throw new IOException($"Socket path longer than 107 bytes: {path}");
+            throw new IOException($"Socket path empty or longer than 107 bytes: {path}");
         }
 
-        _ = Encoding.UTF8.GetBytes(path, new Span<byte>(address.Path, 107));
-        int fd = Native.socket(Native.AfUnix, Native.SockStream | Native.SockCloexec, 0);
+        int fd = Interop.Sys.Socket(Interop.Sys.AfUnix, Interop.Sys.SockStream | Interop.Sys.SockCloexec, 0);
         if (fd < 0)
         {
             throw new IOException($"socket failed: errno {Marshal.GetLastPInvokeError()}");
         }
 
-        if (Native.connect(fd, &address, (uint)(2 + length + 1)) != 0)
+        if (Interop.Sys.Connect(fd, &address, length) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();
-            _ = Native.close(fd);
+            _ = Interop.Sys.Close(fd);
             throw new IOException($"connect to {path} failed: errno {errno}");
         }
 
@@ -74,14 +69,14 @@ internal sealed unsafe class FrontendSocket : IDisposable
     /// <returns>The descriptor, or -1 when it could not be made.</returns>
     public int NewMemfd(long size)
     {
-        int fd = Native.memfd_create("vsock-fuzz-ram", Native.MfdCloexec);
+        int fd = Interop.Sys.MemfdCreate("vsock-fuzz-ram", Interop.Sys.MfdCloexec);
         if (fd < 0)
         {
             return -1;
         }
 
         _owned.Add(fd);
-        _ = Native.ftruncate(fd, size);
+        _ = Interop.Sys.FTruncate(fd, size);
         return fd;
     }
 
@@ -89,7 +84,7 @@ internal sealed unsafe class FrontendSocket : IDisposable
     /// <returns>The descriptor, or -1.</returns>
     public int NewEventFd()
     {
-        int fd = Native.eventfd(0, Native.EfdCloexec | Native.EfdNonBlock);
+        int fd = Interop.Sys.EventFd(0, Interop.Sys.EfdCloexec | Interop.Sys.EfdNonBlock);
         if (fd >= 0)
         {
             _owned.Add(fd);
@@ -103,7 +98,7 @@ internal sealed unsafe class FrontendSocket : IDisposable
     public int NewPipe()
     {
         int* fds = stackalloc int[2];
-        if (Native.pipe2(fds, Native.OCloexec) != 0)
+        if (Interop.Sys.Pipe2(fds, Interop.Sys.OCloexec) != 0)
         {
             return -1;
         }
@@ -119,33 +114,29 @@ internal sealed unsafe class FrontendSocket : IDisposable
     /// <returns>False when the peer is gone.</returns>
     public bool Send(ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
     {
-        int controlLength = fds.IsEmpty ? 0 : 16 + (((fds.Length * 4) + 7) & ~7);
+        int controlLength = fds.IsEmpty ? 0 : ScmRights.SpaceFor(fds.Length);
         byte* control = stackalloc byte[Math.Max(controlLength, 1)];
         while (!data.IsEmpty)
         {
             nint sent;
             fixed (byte* pointer = data)
             {
-                var iov = new Native.IoVec { Base = pointer, Length = (nuint)data.Length };
-                var message = new Native.MsgHdr { Iov = &iov, IovLength = 1 };
+                var iov = new Interop.Sys.IoVec { Base = pointer, Length = (nuint)data.Length };
+                var message = new Interop.Sys.MsgHdr { Iov = &iov, IovLength = 1 };
                 if (!fds.IsEmpty)
                 {
-                    new Span<byte>(control, controlLength).Clear();
-                    *(ulong*)control = (ulong)(16 + (fds.Length * 4));
-                    *(int*)(control + 8) = Native.SolSocket;
-                    *(int*)(control + 12) = Native.ScmRights;
-                    fds.CopyTo(new Span<int>(control + 16, fds.Length));
+                    ScmRights.Write(new Span<byte>(control, controlLength), fds);
                     message.Control = control;
                     message.ControlLength = (nuint)controlLength;
                 }
 
-                sent = Native.sendmsg(_fd, &message, Native.MsgNoSignal);
+                sent = Interop.Sys.SendMsg(_fd, &message, Interop.Sys.MsgNoSignal);
             }
 
             if (sent < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno is Native.Eintr or Native.Eagain)
+                if (errno is Interop.Errors.EINTR or Interop.Errors.EAGAIN)
                 {
                     continue;
                 }
@@ -168,9 +159,9 @@ internal sealed unsafe class FrontendSocket : IDisposable
     {
         while (true)
         {
-            var poll = new Native.PollFd { Fd = _fd, Events = Native.PollIn };
-            int ready = Native.poll(&poll, 1, timeoutMs);
-            if (ready < 0 && Marshal.GetLastPInvokeError() == Native.Eintr)
+            var poll = new Interop.Sys.PollFd { Fd = _fd, Events = Interop.Sys.PollIn };
+            int ready = Interop.Sys.Poll(&poll, 1, timeoutMs);
+            if (ready < 0 && Marshal.GetLastPInvokeError() == Interop.Errors.EINTR)
             {
                 continue;
             }
@@ -182,8 +173,8 @@ internal sealed unsafe class FrontendSocket : IDisposable
 
             fixed (byte* pointer = buffer)
             {
-                nint read = Native.read(_fd, pointer, (nuint)buffer.Length);
-                if (read < 0 && Marshal.GetLastPInvokeError() is Native.Eintr or Native.Eagain)
+                nint read = Interop.Sys.Read(_fd, pointer, (nuint)buffer.Length);
+                if (read < 0 && Marshal.GetLastPInvokeError() is Interop.Errors.EINTR or Interop.Errors.EAGAIN)
                 {
                     continue;
                 }
@@ -194,20 +185,20 @@ internal sealed unsafe class FrontendSocket : IDisposable
     }
 
     /// <summary>Half-closes: the backend reads end of stream after everything sent.</summary>
-    public void ShutdownWrite() => _ = Native.shutdown(_fd, Native.ShutWrite);
+    public void ShutdownWrite() => _ = Interop.Sys.Shutdown(_fd, Interop.Sys.ShutWrite);
 
     /// <inheritdoc/>
     public void Dispose()
     {
         foreach (int fd in _owned)
         {
-            _ = Native.close(fd);
+            _ = Interop.Sys.Close(fd);
         }
 
         _owned.Clear();
         if (_fd >= 0)
         {
-            _ = Native.close(_fd);
+            _ = Interop.Sys.Close(_fd);
             _fd = -1;
         }
     }

@@ -1,4 +1,3 @@
-using Vhost.User.Interop;
 
 namespace Vhost.User;
 
@@ -9,18 +8,18 @@ namespace Vhost.User;
 /// </summary>
 internal sealed class CallNotifier : IVringNotifier, IDisposable
 {
-    private FileDescriptorHandle? _fd;
+    private SafeFileDescriptor? _fd;
 
     /// <summary>Whether a call descriptor is set.</summary>
     internal bool HasFd => Volatile.Read(ref _fd) is not null;
 
     /// <summary>Replaces the call descriptor (taking ownership of <paramref name="fd"/>) and closes the old one.</summary>
-    internal void SetFd(FileDescriptorHandle? fd) => Interlocked.Exchange(ref _fd, fd)?.Dispose();
+    internal void SetFd(SafeFileDescriptor? fd) => Interlocked.Exchange(ref _fd, fd)?.Dispose();
 
     /// <inheritdoc/>
     public bool Notify()
     {
-        FileDescriptorHandle? fd = Volatile.Read(ref _fd);
+        SafeFileDescriptor? fd = Volatile.Read(ref _fd);
         if (fd is null)
         {
             return false;
@@ -31,7 +30,7 @@ internal sealed class CallNotifier : IVringNotifier, IDisposable
         {
             fd.DangerousAddRef(ref added);
             int errno = Descriptors.Signal(fd.Fd);
-            return errno == 0 || errno == Libc.EAGAIN;
+            return errno == 0 || errno == Interop.Errors.EAGAIN;
         }
         catch (ObjectDisposedException)
         {

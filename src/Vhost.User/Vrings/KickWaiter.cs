@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
-using Vhost.User.Interop;
 
 namespace Vhost.User;
 
@@ -12,8 +11,8 @@ namespace Vhost.User;
 /// </summary>
 internal sealed unsafe class KickWaiter : IDisposable
 {
-    private readonly FileDescriptorHandle _kick;
-    private readonly FileDescriptorHandle _stop;
+    private readonly SafeFileDescriptor _kick;
+    private readonly SafeFileDescriptor _stop;
     private readonly IVhostUserBackend _backend;
     private readonly ILogger _logger;
     private readonly int _index;
@@ -22,7 +21,7 @@ internal sealed unsafe class KickWaiter : IDisposable
 
     /// <summary>Takes ownership of <paramref name="kick"/> and starts the thread.</summary>
     /// <exception cref="IOException">No eventfd could be created for stopping.</exception>
-    internal KickWaiter(int index, FileDescriptorHandle kick, IVhostUserBackend backend, ILogger logger)
+    internal KickWaiter(int index, SafeFileDescriptor kick, IVhostUserBackend backend, ILogger logger)
     {
         _index = index;
         _kick = kick;
@@ -63,16 +62,16 @@ internal sealed unsafe class KickWaiter : IDisposable
     private void Run()
     {
         DeliverKick();
-        PollFd* polls = stackalloc PollFd[2];
+        Interop.Sys.PollFd* polls = stackalloc Interop.Sys.PollFd[2];
         while (true)
         {
-            polls[0] = new PollFd { Fd = _kick.Fd, Events = Libc.PollIn };
-            polls[1] = new PollFd { Fd = _stop.Fd, Events = Libc.PollIn };
-            int ready = Libc.Poll(polls, 2, -1);
+            polls[0] = new Interop.Sys.PollFd { Fd = _kick.Fd, Events = Interop.Sys.PollIn };
+            polls[1] = new Interop.Sys.PollFd { Fd = _stop.Fd, Events = Interop.Sys.PollIn };
+            int ready = Interop.Sys.Poll(polls, 2, -1);
             if (ready < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR)
+                if (errno == Interop.Errors.EINTR)
                 {
                     continue;
                 }
@@ -87,7 +86,7 @@ internal sealed unsafe class KickWaiter : IDisposable
             }
 
             short events = polls[0].ReturnedEvents;
-            if ((events & Libc.PollIn) != 0)
+            if ((events & Interop.Sys.PollIn) != 0)
             {
                 int read = Descriptors.Drain(_kick.Fd, out _);
                 if (read == 0)
@@ -96,7 +95,7 @@ internal sealed unsafe class KickWaiter : IDisposable
                     return;
                 }
 
-                if (read < 0 && read != -Libc.EAGAIN)
+                if (read < 0 && read != -Interop.Errors.EAGAIN)
                 {
                     Log.KickWaitFailed(_logger, _index, $"read failed with errno {-read}");
                     return;
@@ -107,7 +106,7 @@ internal sealed unsafe class KickWaiter : IDisposable
                     DeliverKick();
                 }
             }
-            else if ((events & (Libc.PollErr | Libc.PollHup | Libc.PollNval)) != 0)
+            else if ((events & (Interop.Sys.PollErr | Interop.Sys.PollHup | Interop.Sys.PollNval)) != 0)
             {
                 Log.KickWaitFailed(_logger, _index, $"the kick descriptor reported poll events 0x{events:x}");
                 return;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Virtio.Memory.Interop;
+namespace Virtio.Memory;
 
 /// <summary>
 /// Owns one mmap'ed host range and unmaps it when the last reference is released. Being a
@@ -12,14 +12,14 @@ internal sealed class MappingHandle : SafeHandle
     private readonly nuint _length;
 
     private MappingHandle(nint address, nuint length)
-        : base(Libc.MapFailed, ownsHandle: true)
+        : base(Interop.Sys.MapFailed, ownsHandle: true)
     {
         _length = length;
         SetHandle(address);
     }
 
     /// <inheritdoc/>
-    public override bool IsInvalid => handle == Libc.MapFailed || handle == 0;
+    public override bool IsInvalid => handle == Interop.Sys.MapFailed || handle == 0;
 
     /// <summary>The first mapped host byte.</summary>
     internal nint Address => handle;
@@ -27,8 +27,8 @@ internal sealed class MappingHandle : SafeHandle
     /// <summary>Maps <paramref name="length"/> bytes; throws on failure (setup path).</summary>
     internal static MappingHandle Map(nuint length, int protection, int flags, int fd, long offset)
     {
-        nint address = Libc.Mmap(0, length, protection, flags, fd, offset);
-        if (address == Libc.MapFailed)
+        nint address = Interop.Sys.Mmap(0, length, protection, flags, fd, offset);
+        if (address == Interop.Sys.MapFailed)
         {
             int errno = Marshal.GetLastPInvokeError();
             throw new IOException($"mmap of {length} bytes failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).");
@@ -38,5 +38,5 @@ internal sealed class MappingHandle : SafeHandle
     }
 
     /// <inheritdoc/>
-    protected override bool ReleaseHandle() => Libc.Munmap(handle, _length) == 0;
+    protected override bool ReleaseHandle() => Interop.Sys.Munmap(handle, _length) == 0;
 }

@@ -1,24 +1,27 @@
 using System.Runtime.InteropServices;
 
-namespace Vhost.User.Interop;
+namespace Vhost.User;
 
-/// <summary>Helpers for eventfd counters and the other descriptors the frontend hands over.</summary>
+/// <summary>
+/// Helpers for eventfd counters and the other descriptors the frontend hands over (kick, call, err, memory
+/// regions). Built on the common Linux interop; owns no descriptor (callers pass numbers of handles they hold).
+/// </summary>
 internal static unsafe class Descriptors
 {
     /// <summary>Creates a close-on-exec eventfd.</summary>
     /// <param name="nonBlocking">Whether reads and writes never block.</param>
     /// <returns>The owned descriptor.</returns>
     /// <exception cref="IOException">The kernel refused (descriptor limit).</exception>
-    internal static FileDescriptorHandle Create(bool nonBlocking)
+    internal static SafeFileDescriptor Create(bool nonBlocking)
     {
-        int fd = Libc.EventFd(0, Libc.EfdCloexec | (nonBlocking ? Libc.EfdNonblock : 0));
+        int fd = Interop.Sys.EventFd(0, Interop.Sys.EfdCloexec | (nonBlocking ? Interop.Sys.EfdNonBlock : 0));
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             throw new IOException($"eventfd failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).");
         }
 
-        return FileDescriptorHandle.Adopt(fd);
+        return SafeFileDescriptor.Adopt(fd);
     }
 
     /// <summary>Adds <paramref name="value"/> to the counter of <paramref name="fd"/>.</summary>
@@ -27,14 +30,14 @@ internal static unsafe class Descriptors
     {
         while (true)
         {
-            nint written = Libc.Write(fd, &value, sizeof(ulong));
+            nint written = Interop.Sys.Write(fd, &value, sizeof(ulong));
             if (written == sizeof(ulong))
             {
                 return 0;
             }
 
-            int errno = written < 0 ? Marshal.GetLastPInvokeError() : Libc.EAGAIN;
-            if (errno != Libc.EINTR)
+            int errno = written < 0 ? Marshal.GetLastPInvokeError() : Interop.Errors.EAGAIN;
+            if (errno != Interop.Errors.EINTR)
             {
                 return errno;
             }
@@ -50,7 +53,7 @@ internal static unsafe class Descriptors
         ulong buffer = 0;
         while (true)
         {
-            nint read = Libc.Read(fd, &buffer, sizeof(ulong));
+            nint read = Interop.Sys.Read(fd, &buffer, sizeof(ulong));
             if (read >= 0)
             {
                 value = buffer;
@@ -58,10 +61,33 @@ internal static unsafe class Descriptors
             }
 
             int errno = Marshal.GetLastPInvokeError();
-            if (errno != Libc.EINTR)
+            if (errno != Interop.Errors.EINTR)
             {
                 value = 0;
                 return -errno;
+            }
+        }
+    }
+
+    /// <summary>Waits until <paramref name="fd"/> is readable (or has an error or hang-up).</summary>
+    /// <param name="fd">The descriptor.</param>
+    /// <param name="timeoutMilliseconds">The longest wait; -1 for none.</param>
+    /// <returns><see langword="true"/> when readable before the deadline.</returns>
+    internal static bool WaitReadable(int fd, int timeoutMilliseconds)
+    {
+        Interop.Sys.PollFd poll = new() { Fd = fd, Events = Interop.Sys.PollIn };
+        long deadline = Environment.TickCount64 + timeoutMilliseconds;
+        while (true)
+        {
+            int ready = Interop.Sys.Poll(&poll, 1, timeoutMilliseconds);
+            if (ready >= 0 || Marshal.GetLastPInvokeError() != Interop.Errors.EINTR)
+            {
+                return ready > 0 && (poll.ReturnedEvents & Interop.Sys.PollIn) != 0;
+            }
+
+            if (timeoutMilliseconds >= 0)
+            {
+                timeoutMilliseconds = (int)Math.Max(0, deadline - Environment.TickCount64);
             }
         }
     }
@@ -70,13 +96,13 @@ internal static unsafe class Descriptors
     /// <returns><see langword="true"/> on success.</returns>
     internal static bool SetNonBlocking(int fd)
     {
-        int flags = Libc.Fcntl(fd, Libc.FGetFl, 0);
+        int flags = Interop.Sys.Fcntl(fd, Interop.Sys.FGetFl, 0);
         if (flags < 0)
         {
             return false;
         }
 
-        return (flags & Libc.ONonblock) != 0 || Libc.Fcntl(fd, Libc.FSetFl, flags | Libc.ONonblock) == 0;
+        return (flags & Interop.Sys.ONonBlock) != 0 || Interop.Sys.Fcntl(fd, Interop.Sys.FSetFl, flags | Interop.Sys.ONonBlock) == 0;
     }
 
     /// <summary>
@@ -116,8 +142,8 @@ internal static unsafe class Descriptors
     /// <returns>0 on success, otherwise the errno.</returns>
     internal static int Stat(int fd, out ulong size, out ushort fileType)
     {
-        StatxBuffer buffer = default;
-        if (Libc.Statx(fd, string.Empty, Libc.AtEmptyPath, Libc.StatxType | Libc.StatxSize, &buffer) != 0)
+        Interop.Sys.StatxBuffer buffer = default;
+        if (Interop.Sys.Statx(fd, string.Empty, Interop.Sys.AtEmptyPath, Interop.Sys.StatxType | Interop.Sys.StatxSize, &buffer) != 0)
         {
             size = 0;
             fileType = 0;
@@ -125,28 +151,7 @@ internal static unsafe class Descriptors
         }
 
         size = buffer.Size;
-        fileType = (ushort)(buffer.Mode & Libc.SIfMt);
-        return 0;
-    }
-
-    /// <summary>The file type of <paramref name="path"/> without following a final symlink.</summary>
-    /// <returns>0 on success, otherwise the errno (ENOENT = 2 when missing).</returns>
-    internal static int StatPath(string path, out ushort fileType) => StatPath(path, out fileType, out _);
-
-    /// <summary>The file type and identity (device and inode) of <paramref name="path"/>, not following a final symlink.</summary>
-    /// <returns>0 on success, otherwise the errno (ENOENT = 2 when missing).</returns>
-    internal static int StatPath(string path, out ushort fileType, out (uint Major, uint Minor, ulong Inode) identity)
-    {
-        StatxBuffer buffer = default;
-        if (Libc.Statx(Libc.AtFdCwd, path, Libc.AtSymlinkNoFollow, Libc.StatxType | Libc.StatxIno, &buffer) != 0)
-        {
-            fileType = 0;
-            identity = default;
-            return Marshal.GetLastPInvokeError();
-        }
-
-        fileType = (ushort)(buffer.Mode & Libc.SIfMt);
-        identity = (buffer.DeviceMajor, buffer.DeviceMinor, buffer.Inode);
+        fileType = (ushort)(buffer.Mode & Interop.Sys.SIfMt);
         return 0;
     }
 }
