@@ -52,6 +52,7 @@ internal static class VsockMeterInstruments
         SiblingCounter(meter, sources, "vsock.sibling.bytes", "By", "Payload bytes between sibling guests",
             (Guest, m => m.BytesSent), (Host, m => m.BytesDelivered));
         SiblingCounter(meter, sources, "vsock.sibling.unreachable", "{packet}", "Packets for an unreachable sibling CID", (null, m => m.Unreachable));
+        SiblingCounter(meter, sources, "vsock.sibling.access_denied", "{connection}", "Sibling connection requests refused by the access rules", (null, m => m.AccessDenied));
         SiblingCounter(meter, sources, "vsock.sibling.route_full", "{connection}", "Sibling connections reset on a full route", (null, m => m.RouteFull));
         SiblingCounter(meter, sources, "vsock.sibling.credit_violations", "{connection}", "Sibling connections reset for a credit violation", (null, m => m.CreditViolations));
         SiblingCounter(meter, sources, "vsock.sibling.protocol_errors", "{connection}", "Sibling connections reset for a protocol error", (null, m => m.ProtocolErrors));

@@ -21,6 +21,7 @@ public sealed class SiblingMetrics
     internal long StalePacketsField;
     internal long RstToPeerDroppedField;
     internal long PeakQueuedBytesField;
+    internal long AccessDeniedField;
     private readonly Func<long> _queuedBytes;
 
     internal SiblingMetrics(Func<long> queuedBytes)
@@ -42,6 +43,9 @@ public sealed class SiblingMetrics
 
     /// <summary>Packets for a CID that is not a reachable sibling (unknown, no common group, not running): answered with RST.</summary>
     public long Unreachable => Volatile.Read(ref UnreachableField);
+
+    /// <summary>Connection requests to a reachable sibling refused by the access rules (<see cref="VsockCidMap.Access"/>): answered with RST.</summary>
+    public long AccessDenied => Volatile.Read(ref AccessDeniedField);
 
     /// <summary>Connections reset because the route to the peer was full (the peer's guest did not take its RX packets).</summary>
     public long RouteFull => Volatile.Read(ref RouteFullField);

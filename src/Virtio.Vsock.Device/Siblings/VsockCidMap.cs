@@ -43,6 +43,10 @@ public sealed class VsockCidMap
     /// both guests get RST. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Which pairs of guests with a group in common may open connections to each other (default: all).
+    /// Checked on every REQUEST from one guest to another; a refused one gets RST like a port nobody listens on.</summary>
+    public SiblingAccessRules Access { get; init; } = SiblingAccessRules.AllowAll;
+
     /// <summary>RSTs a route can always take beyond <see cref="MaxQueuedPacketsPerRoute"/>, so a device can tell
     /// a peer that it reset a connection even while the route is full of data.</summary>
     internal const int ReservedResets = 64;
@@ -69,6 +73,13 @@ public sealed class VsockCidMap
     /// <returns><see langword="true"/> when a route exists.</returns>
     public bool CanReach(ulong from, ulong to) =>
         Volatile.Read(ref _members).TryGetValue(from, out SiblingMember? member) && member.Outgoing.ContainsKey(to);
+
+    /// <summary>Whether the guest with CID <paramref name="from"/> may open a connection to the guest with CID
+    /// <paramref name="to"/>: <see cref="CanReach"/>, and <see cref="Access"/> allows the pair.</summary>
+    /// <param name="from">The connecting guest's CID.</param>
+    /// <param name="to">The other guest's CID.</param>
+    /// <returns><see langword="true"/> when a REQUEST would be relayed.</returns>
+    public bool MayConnect(ulong from, ulong to) => CanReach(from, to) && Access.Allows(from, to);
 
     /// <summary>Adds a device: creates the routes to and from every member it shares a group with.</summary>
     /// <param name="cid">The device's guest CID.</param>

@@ -119,9 +119,11 @@ public sealed class DaemonOptions
     public Option<string[]> Allow { get; } = new("--allow")
     {
         HelpName = "RULE",
-        Description = "Allow only these connections (repeat; a direction without rules allows all):\n"
+        Description = "Allow only these connections, for every VM (repeat; a direction without rules allows all;\n"
+            + "a VM's allow: list in the --config file adds to them for that VM):\n"
             + "  guest-to-host:PORTS                   host ports the guest may connect to\n"
             + "  host-to-guest:PORTS[,uid=N][,gid=N]   guest ports host programs (with that uid/gid) may reach\n"
+            + "  sibling:CID[,CID...]                  sibling guests it may talk with (both VMs must allow)\n"
             + "PORTS is N or N-M. Refused attempts look like \"no listener\" and are logged at debug.",
     };
 

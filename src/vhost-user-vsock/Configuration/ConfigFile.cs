@@ -4,7 +4,8 @@ using System.Text;
 namespace VhostUserVsock.Configuration;
 
 /// <summary>
-/// Reads the YAML configuration file of rust-vmm's vhost-device-vsock (<c>--config FILE</c>):
+/// Reads the YAML configuration file of rust-vmm's vhost-device-vsock (<c>--config FILE</c>), plus the daemon's
+/// own per-VM <c>allow</c> list (access rules, the syntax of <c>--allow</c>):
 /// <code>
 /// vms:
 ///     - guest_cid: 3
@@ -13,15 +14,24 @@ namespace VhostUserVsock.Configuration;
 ///       tx_buffer_size: 65536
 ///       queue_size: 1024
 ///       groups: group1+groupA
+///       allow:
+///         - host-to-guest:22,uid=1000
+///         - sibling:4
 /// </code>
-/// Only the subset of YAML such files use is read, without a YAML library: one document with the
-/// single top-level key <c>vms</c>, a block list of VMs, each a block mapping of scalar values
-/// (plain, 'single-' or "double-quoted"), <c># comments</c>. Flow collections (<c>[…]</c>,
-/// <c>{…}</c>), anchors, tags and multi-line scalars are refused with a message naming the line.
-/// Keys take '_' or '-'; unlike rust-vmm (which ignores unknown keys) an unknown key is an error.
+/// YamlDotNet parses the text (<see cref="ConfigYamlReader"/>: any YAML syntax, one document); this class checks
+/// the shape and the values, with a one-line message naming the line: one top-level key <c>vms</c>, a list of
+/// VMs, each a mapping of single values (and <c>allow</c>, one rule or a list of rules). Keys take '_' or '-';
+/// unlike rust-vmm (which ignores unknown keys and keeps the last of duplicates) an unknown or repeated key is
+/// an error. Must never touch the file system beyond reading the file (paths are checked by
+/// <see cref="ConfigValidator"/>).
 /// </summary>
 public static class ConfigFile
 {
+    /// <summary>The per-VM key for access rules (config file only: <c>--vm</c> values cannot hold its commas).</summary>
+    public const string AllowKey = "allow";
+
+    private const string TopLevel = "(the file holds one key, vms: a list of VMs)";
+
     /// <summary>Reads and parses a configuration file.</summary>
     /// <param name="path">The file.</param>
     /// <returns>The VMs it lists, in order.</returns>
@@ -59,305 +69,130 @@ public static class ConfigFile
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(name);
         string where = $"config file '{ConfigText.Printable(name)}'";
-        List<YamlLine> lines = ReadLines(text, where);
-        int i = 0;
-        if (i < lines.Count && lines[i] is { Indent: 0, Content: "---" })
+        ConfigNode? root = ConfigYamlReader.Read(text, where);
+        switch (root)
         {
-            i++;
+            case null:
+                throw new ConfigurationException($"{where}: no 'vms:' list of VMs");
+            case ConfigScalar scalar:
+                throw new ConfigurationException($"{where} line {scalar.Line}: expected 'key: value', found '{ConfigText.Printable(scalar.Value)}'");
+            case ConfigSequence sequence:
+                throw new ConfigurationException($"{where} line {sequence.Line}: the file is a list; it holds one key, vms: a list of VMs");
         }
 
-        if (i >= lines.Count)
+        ImmutableArray<VmConfig>? vms = null;
+        foreach ((ConfigScalar key, ConfigNode value) in ((ConfigMapping)root).Entries)
         {
-            throw new ConfigurationException($"{where}: no 'vms:' list of VMs");
-        }
-
-        YamlLine top = lines[i];
-        (string topKey, string topValue) = SplitEntry(top, where);
-        if (top.Indent != 0 || topKey != "vms")
-        {
-            throw new ConfigurationException(
-                $"{where} line {top.Number}: unknown top-level key '{ConfigText.Printable(topKey)}' (the file holds one key, vms: a list of VMs)");
-        }
-
-        if (topValue.Length != 0)
-        {
-            throw new ConfigurationException(
-                $"{where} line {top.Number}: vms must be a block list of VMs, one '- ' entry per VM");
-        }
-
-        i++;
-        if (i >= lines.Count || !IsItem(lines[i]))
-        {
-            throw new ConfigurationException($"{where} line {top.Number}: no VMs listed under vms:");
-        }
-
-        int listIndent = lines[i].Indent;
-        ImmutableArray<VmConfig>.Builder vms = ImmutableArray.CreateBuilder<VmConfig>();
-        while (i < lines.Count)
-        {
-            YamlLine itemLine = lines[i];
-            if (itemLine.Indent == listIndent && IsItem(itemLine))
+            if (key.Value != "vms")
             {
-                i = ReadVm(lines, i, listIndent, where, vms);
-                continue;
+                throw new ConfigurationException($"{where} line {key.Line}: unknown top-level key '{ConfigText.Printable(key.Value)}' {TopLevel}");
             }
 
-            if (itemLine.Indent == 0 && itemLine.Content == "...")
+            if (vms is not null)
             {
-                break;
+                throw new ConfigurationException($"{where} line {key.Line}: vms is given twice");
             }
 
-            if (itemLine.Indent == 0 && itemLine.Content == "---")
-            {
-                throw new ConfigurationException($"{where} line {itemLine.Number}: only one YAML document is read");
-            }
-
-            if (itemLine.Indent == 0 && !IsItem(itemLine))
-            {
-                (string key, _) = SplitEntry(itemLine, where);
-                throw new ConfigurationException(key == "vms"
-                    ? $"{where} line {itemLine.Number}: vms is given twice"
-                    : $"{where} line {itemLine.Number}: unknown top-level key '{ConfigText.Printable(key)}' (the file holds one key, vms: a list of VMs)");
-            }
-
-            throw new ConfigurationException(
-                $"{where} line {itemLine.Number}: unexpected indentation; each VM starts with '- ' at the indentation of the first one");
+            vms = ReadVms(key, value, where);
         }
 
-        return vms.ToImmutable();
+        return vms ?? throw new ConfigurationException($"{where}: no 'vms:' list of VMs");
     }
 
-    private static int ReadVm(List<YamlLine> lines, int i, int listIndent, string where, ImmutableArray<VmConfig>.Builder vms)
+    private static ImmutableArray<VmConfig> ReadVms(ConfigScalar key, ConfigNode value, string where)
     {
-        YamlLine itemLine = lines[i];
-        string afterDash = itemLine.Content[1..];
-        string firstEntry = afterDash.TrimStart(' ');
+        if (value is ConfigScalar { IsNull: true } || value is ConfigSequence { Items.IsEmpty: true })
+        {
+            throw new ConfigurationException($"{where} line {key.Line}: no VMs listed under vms:");
+        }
+
+        if (value is not ConfigSequence list)
+        {
+            throw new ConfigurationException($"{where} line {key.Line}: vms must be a list of VMs, one '- ' entry per VM; found {value.Kind}");
+        }
+
+        ImmutableArray<VmConfig>.Builder vms = ImmutableArray.CreateBuilder<VmConfig>(list.Items.Length);
+        foreach (ConfigNode item in list.Items)
+        {
+            vms.Add(ReadVm(item, vms.Count + 1, where));
+        }
+
+        return vms.MoveToImmutable();
+    }
+
+    private static VmConfig ReadVm(ConfigNode item, int number, string where)
+    {
+        string vmOrigin = $"{where} line {item.Line} (VM {number})";
+        ConfigMapping entries = item switch
+        {
+            ConfigMapping mapping when !mapping.Entries.IsEmpty => mapping,
+            ConfigMapping or ConfigScalar { IsNull: true } => throw new ConfigurationException($"{vmOrigin}: empty VM entry"),
+            ConfigScalar scalar => throw new ConfigurationException(
+                $"{where} line {scalar.Line}: expected 'key: value', found '{ConfigText.Printable(scalar.Value)}'"),
+            _ => throw new ConfigurationException($"{vmOrigin}: a VM is a mapping of 'key: value' settings, found {item.Kind}"),
+        };
+
         var builder = new VmConfigBuilder(VmSettingStyle.ConfigFile);
-        string vmOrigin = $"{where} line {itemLine.Number} (VM {vms.Count + 1})";
-        int keyIndent;
-        i++;
-        if (firstEntry.Length != 0)
+        AccessRules? access = null;
+        foreach ((ConfigScalar key, ConfigNode value) in entries.Entries)
         {
-            keyIndent = itemLine.Indent + 1 + (afterDash.Length - firstEntry.Length);
-            SetEntry(builder, itemLine with { Indent = keyIndent, Content = firstEntry }, where);
-        }
-        else
-        {
-            if (i >= lines.Count || lines[i].Indent <= listIndent)
+            string origin = $"{where} line {key.Line}";
+            if (key.Value == AllowKey)
             {
-                throw new ConfigurationException($"{vmOrigin}: empty VM entry");
-            }
-
-            keyIndent = lines[i].Indent;
-        }
-
-        while (i < lines.Count && lines[i].Indent > listIndent)
-        {
-            YamlLine line = lines[i];
-            if (line.Indent != keyIndent)
-            {
-                throw new ConfigurationException(line.Indent > keyIndent
-                    ? $"{where} line {line.Number}: nested values and multi-line scalars are not supported; each VM setting is 'key: value' on one line"
-                    : $"{where} line {line.Number}: unexpected indentation; the settings of a VM line up under its first one");
-            }
-
-            SetEntry(builder, line, where);
-            i++;
-        }
-
-        vms.Add(builder.Build(vmOrigin));
-        return i;
-    }
-
-    private static void SetEntry(VmConfigBuilder builder, YamlLine line, string where)
-    {
-        string origin = $"{where} line {line.Number}";
-        if (IsItem(line))
-        {
-            throw new ConfigurationException($"{origin}: nested lists are not supported; a VM is a mapping of 'key: value' lines");
-        }
-
-        if (line.Content[0] is '{' or '[')
-        {
-            throw new ConfigurationException(
-                $"{origin}: '{ConfigText.Printable(line.Content)}' is a flow collection, which this reader does not support; write one 'key: value' per line");
-        }
-
-        (string key, string rawValue) = SplitEntry(line, where);
-        if (rawValue.Length == 0)
-        {
-            throw new ConfigurationException($"{origin}: {ConfigText.Printable(key)} has no value");
-        }
-
-        builder.Set(key, ParseScalar(rawValue, origin), origin);
-    }
-
-    private static (string Key, string Value) SplitEntry(YamlLine line, string where)
-    {
-        string content = line.Content;
-        int colon = -1;
-        for (int c = 0; c < content.Length; c++)
-        {
-            if (content[c] == ':' && (c + 1 == content.Length || content[c + 1] is ' ' or '\t'))
-            {
-                colon = c;
-                break;
-            }
-        }
-
-        if (colon <= 0)
-        {
-            throw new ConfigurationException(
-                $"{where} line {line.Number}: expected 'key: value', found '{ConfigText.Printable(content)}'");
-        }
-
-        string key = content[..colon].Trim();
-        if (key.Length > 1 && key[0] is '"' or '\'' && key[^1] == key[0])
-        {
-            key = key[1..^1];
-        }
-
-        return (key, content[(colon + 1)..].Trim());
-    }
-
-    private static string ParseScalar(string raw, string origin)
-    {
-        char first = raw[0];
-        if (first is '"' or '\'')
-        {
-            return ParseQuoted(raw, origin);
-        }
-
-        if (first is '[' or '{' or '&' or '*' or '!' or '|' or '>' or '%' or '@' or '`')
-        {
-            throw new ConfigurationException(
-                $"{origin}: '{ConfigText.Printable(raw)}' uses YAML this reader does not support (flow collections, anchors, tags, block scalars); write a plain or quoted value");
-        }
-
-        return raw;
-    }
-
-    private static string ParseQuoted(string raw, string origin)
-    {
-        char quote = raw[0];
-        var value = new StringBuilder(raw.Length);
-        int c = 1;
-        while (true)
-        {
-            if (c >= raw.Length)
-            {
-                throw new ConfigurationException($"{origin}: unterminated {(quote == '"' ? "double" : "single")}-quoted value");
-            }
-
-            char ch = raw[c];
-            if (quote == '\'' && ch == '\'')
-            {
-                if (c + 1 < raw.Length && raw[c + 1] == '\'')
+                if (access is not null)
                 {
-                    value.Append('\'');
-                    c += 2;
-                    continue;
+                    throw new ConfigurationException($"{origin}: {AllowKey} is given twice");
                 }
 
-                break;
-            }
-
-            if (quote == '"' && ch == '"')
-            {
-                break;
-            }
-
-            if (quote == '"' && ch == '\\')
-            {
-                if (c + 1 >= raw.Length)
-                {
-                    throw new ConfigurationException($"{origin}: unterminated double-quoted value");
-                }
-
-                value.Append(raw[c + 1] switch
-                {
-                    '\\' => '\\',
-                    '"' => '"',
-                    '/' => '/',
-                    'n' => '\n',
-                    't' => '\t',
-                    ' ' => ' ',
-                    _ => throw new ConfigurationException(
-                        $"{origin}: unsupported escape '\\{ConfigText.Printable(raw[c + 1].ToString())}' in a double-quoted value"),
-                });
-                c += 2;
+                access = ReadAllow(value, where);
                 continue;
             }
 
-            value.Append(ch);
-            c++;
+            switch (value)
+            {
+                case ConfigScalar { IsNull: true }:
+                    throw new ConfigurationException($"{origin}: {ConfigText.Printable(key.Value)} has no value");
+                case ConfigScalar scalar:
+                    builder.Set(key.Value, scalar.Value, origin);
+                    break;
+                default:
+                    // An unknown key is reported as such before the shape of its value.
+                    _ = builder.Resolve(key.Value, origin);
+                    throw new ConfigurationException($"{origin}: {ConfigText.Printable(key.Value)} takes one value, found {value.Kind}");
+            }
         }
 
-        if (raw[(c + 1)..].Trim().Length != 0)
-        {
-            throw new ConfigurationException($"{origin}: unexpected text after the closing quote in '{ConfigText.Printable(raw)}'");
-        }
-
-        return value.ToString();
+        VmConfig vm = builder.Build(vmOrigin);
+        return access is null ? vm : vm with { Access = access };
     }
 
-    private static bool IsItem(YamlLine line) => line.Content == "-" || line.Content.StartsWith("- ", StringComparison.Ordinal);
-
-    private static List<YamlLine> ReadLines(string text, string where)
+    private static AccessRules ReadAllow(ConfigNode value, string where)
     {
-        var lines = new List<YamlLine>();
-        string[] raw = text.TrimStart('\uFEFF').Split('\n');
-        for (int n = 0; n < raw.Length; n++)
+        ImmutableArray<ConfigNode> rules = value switch
         {
-            string line = raw[n].TrimEnd('\r');
-            int indent = 0;
-            while (indent < line.Length && line[indent] is ' ' or '\t')
-            {
-                if (line[indent] == '\t' && StripComment(line[indent..]).Trim().Length != 0)
-                {
-                    throw new ConfigurationException($"{where} line {n + 1}: a tab in the indentation (YAML indents with spaces)");
-                }
+            ConfigSequence sequence => sequence.Items,
+            ConfigScalar { IsNull: false } => [value],
+            _ => [],
+        };
 
-                indent++;
-            }
-
-            string content = StripComment(line[indent..]).TrimEnd(' ', '\t');
-            if (content.Length != 0)
-            {
-                lines.Add(new YamlLine(n + 1, indent, content));
-            }
+        if (rules.IsEmpty)
+        {
+            throw new ConfigurationException(
+                $"{where} line {value.Line}: {AllowKey} needs one rule or a list of rules (guest-to-host:PORTS, host-to-guest:PORTS[,uid=N][,gid=N], sibling:CID[,CID...])");
         }
 
-        return lines;
-    }
-
-    private static string StripComment(string content)
-    {
-        char quote = '\0';
-        for (int c = 0; c < content.Length; c++)
+        AccessRules access = AccessRules.None;
+        foreach (ConfigNode rule in rules)
         {
-            char ch = content[c];
-            if (quote != '\0')
+            string origin = $"{where} line {rule.Line}: {AllowKey}";
+            if (rule is not ConfigScalar { IsNull: false } text)
             {
-                if (ch == '\\' && quote == '"')
-                {
-                    c++;
-                }
-                else if (ch == quote)
-                {
-                    quote = '\0';
-                }
+                throw new ConfigurationException($"{origin}: each rule is one value like host-to-guest:22, found {(rule is ConfigScalar ? "nothing" : rule.Kind)}");
             }
-            else if (ch == '#' && (c == 0 || content[c - 1] is ' ' or '\t'))
-            {
-                return content[..c];
-            }
-            else if (ch is '"' or '\'' && (c == 0 || content[c - 1] is ' ' or '\t' or ':' or '-'))
-            {
-                quote = ch;
-            }
+
+            access = access.Union(AccessRuleParser.ParseRule(text.Value, origin));
         }
 
-        return content;
+        return access;
     }
 }

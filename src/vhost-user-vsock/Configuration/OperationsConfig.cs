@@ -24,8 +24,9 @@ public sealed record OperationsConfig
     /// <summary>The control socket (<c>--control</c>), or <see langword="null"/>.</summary>
     public string? ControlPath { get; init; }
 
-    /// <summary>The access rules of every VM (<c>--allow</c>), or <see langword="null"/>: everything allowed.</summary>
-    public Virtio.Vsock.Backends.Unix.Access.VsockAccessRules? Access { get; init; }
+    /// <summary>The access rules of every VM (<c>--allow</c>), or <see langword="null"/>: none (a VM's own
+    /// <see cref="VmConfig.Access"/> add to them; see <see cref="DaemonConfig.AccessOf"/>).</summary>
+    public AccessRules? Access { get; init; }
 
     /// <summary>The capture file of one VM, or <see langword="null"/> when capture is off.</summary>
     /// <param name="guestCid">The VM's guest CID.</param>

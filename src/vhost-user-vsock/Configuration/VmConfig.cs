@@ -47,6 +47,12 @@ public sealed record VmConfig
             : ImmutableSortedSet.CreateRange(StringComparer.Ordinal, value);
     }
 
+    /// <summary>
+    /// This VM's own access rules (a VM's <c>allow</c> list in the config file); <see cref="AccessRules.None"/> when it
+    /// has none. The daemon's <c>--allow</c> rules add to them: see <see cref="DaemonConfig.AccessOf"/>.
+    /// </summary>
+    public AccessRules Access { get; init; } = AccessRules.None;
+
     /// <summary>Whether this VM and <paramref name="other"/> have a group in common (may talk to each other).</summary>
     /// <param name="other">Another VM.</param>
     /// <returns><see langword="true"/> when they share at least one group.</returns>
@@ -61,7 +67,8 @@ public sealed record VmConfig
     /// <returns><c>&lt;UdsPath&gt;_&lt;port&gt;</c>.</returns>
     public string HostPortSocketPath(uint port) => string.Create(CultureInfo.InvariantCulture, $"{UdsPath}_{port}");
 
-    /// <summary>This VM as a <c>--vm</c> argument: <c>guest-cid=N,socket=…,uds-path=…,tx-buffer-size=…,queue-size=…,groups=a+b</c>.</summary>
+    /// <summary>This VM as a <c>--vm</c> argument: <c>guest-cid=N,socket=…,uds-path=…,tx-buffer-size=…,queue-size=…,groups=a+b</c>
+    /// (without <see cref="Access"/>, which only the config file can hold).</summary>
     /// <returns>The <c>--vm</c> value that describes this VM.</returns>
     public string ToVmArgument() => string.Create(
         CultureInfo.InvariantCulture,
@@ -80,7 +87,8 @@ public sealed record VmConfig
         && string.Equals(UdsPath, other.UdsPath, StringComparison.Ordinal)
         && TxBufferSize == other.TxBufferSize
         && QueueSize == other.QueueSize
-        && _groups.SetEquals(other._groups);
+        && _groups.SetEquals(other._groups)
+        && Access.Equals(other.Access);
 
     /// <inheritdoc/>
     public override int GetHashCode()

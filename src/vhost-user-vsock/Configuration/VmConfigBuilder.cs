@@ -36,18 +36,7 @@ public sealed class VmConfigBuilder
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        string bare = key.StartsWith("--", StringComparison.Ordinal) ? key[2..] : key;
-        if (VmSettingNames.IsUnsupported(bare, out string? unsupported))
-        {
-            throw new ConfigurationException($"{Prefix(origin)}{unsupported}");
-        }
-
-        if (!VmSettingNames.TryParse(bare, out VmSetting setting))
-        {
-            throw new ConfigurationException(
-                $"{Prefix(origin)}unknown key '{ConfigText.Printable(key)}' (known keys: {VmSettingNames.KnownKeys}; '_' may replace '-')");
-        }
-
+        VmSetting setting = Resolve(key, origin);
         string label = Label(setting, key);
         if (!_given.Add(setting))
         {
@@ -108,6 +97,30 @@ public sealed class VmConfigBuilder
             QueueSize = _queueSize,
             Groups = _groups,
         };
+    }
+
+    /// <summary>Looks up a key as <see cref="Set"/> does, without setting anything.</summary>
+    /// <param name="key">The key as written.</param>
+    /// <param name="origin">Where it was written, the start of any error message; empty for none.</param>
+    /// <returns>The setting.</returns>
+    /// <exception cref="ConfigurationException">The key is unknown or belongs to an unsupported rust-vmm feature.</exception>
+    public VmSetting Resolve(string key, string origin)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        string bare = key.StartsWith("--", StringComparison.Ordinal) ? key[2..] : key;
+        if (VmSettingNames.IsUnsupported(bare, out string? unsupported))
+        {
+            throw new ConfigurationException($"{Prefix(origin)}{unsupported}");
+        }
+
+        if (!VmSettingNames.TryParse(bare, out VmSetting setting))
+        {
+            string known = _style == VmSettingStyle.ConfigFile ? $"{VmSettingNames.KnownKeys}, {ConfigFile.AllowKey}" : VmSettingNames.KnownKeys;
+            throw new ConfigurationException(
+                $"{Prefix(origin)}unknown key '{ConfigText.Printable(key)}' (known keys: {known}; '_' may replace '-')");
+        }
+
+        return setting;
     }
 
     private static string Prefix(string origin) => origin.Length == 0 ? string.Empty : origin + ": ";

@@ -45,7 +45,7 @@ public sealed partial class VsockVmServer : IVmServer
     {
         ArgumentNullException.ThrowIfNull(config);
         _config = config;
-        _siblings = new VsockCidMap();
+        _siblings = new VsockCidMap { Access = config.SiblingAccess() };
     }
 
     /// <summary>The CID map the VMs' devices join, or <see langword="null"/> when guests reach only the host.</summary>
@@ -72,7 +72,7 @@ public sealed partial class VsockVmServer : IVmServer
         {
             UdsPath = vm.UdsPath,
             Logger = logs.CreateLogger<UnixSocketBackend>(),
-            Access = _config?.Operations.Access,
+            Access = _config?.AccessOf(vm).ForHostSide(),
         };
         await using var hostSide = new UnixSocketBackend(backendOptions);
         var adapter = new VhostUserVsockBackend(checked((ushort)vm.QueueSize));

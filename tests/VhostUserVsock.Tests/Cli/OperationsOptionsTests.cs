@@ -59,7 +59,7 @@ public sealed class OperationsOptionsTests
         DaemonConfig config = Parse(
             "--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock",
             "--allow", "guest-to-host:1024-2047", "--allow", "host-to-guest:22,uid=1000", "--allow", "host-to-guest:80");
-        Virtio.Vsock.Backends.Unix.Access.VsockAccessRules rules = Assert.IsType<Virtio.Vsock.Backends.Unix.Access.VsockAccessRules>(config.Operations.Access);
+        Virtio.Vsock.Backends.Unix.Access.VsockAccessRules rules = Assert.IsType<Virtio.Vsock.Backends.Unix.Access.VsockAccessRules>(config.Operations.Access?.ForHostSide());
         Assert.True(rules.AllowsGuestConnect(1500));
         Assert.False(rules.AllowsGuestConnect(2048));
         Assert.True(rules.AllowsHostConnect(22, new(1, 1000, 1000)));
@@ -68,12 +68,14 @@ public sealed class OperationsOptionsTests
         Assert.True(rules.AllowsHostConnect(80, null));
         Assert.False(rules.AllowsHostConnect(81, new(1, 1000, 1000)));
 
-        var hostOnly = Parse("--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock", "--allow", "host-to-guest:5000").Operations.Access!;
+        var hostOnly = Parse("--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock", "--allow", "host-to-guest:5000").Operations.Access!.ForHostSide()!;
         Assert.True(hostOnly.AllowsGuestConnect(9999));
     }
 
     [Theory]
-    [InlineData("sideways:80", "the direction is guest-to-host or host-to-guest")]
+    [InlineData("sideways:80", "the direction is guest-to-host, host-to-guest or sibling")]
+    [InlineData("sibling:2", "guest CID 2 is the host's CID")]
+    [InlineData("sibling:4,x", "'x' is not a guest CID")]
     [InlineData("host-to-guest:80-70", "is not a port or a range")]
     [InlineData("guest-to-host:80,uid=0", "host-to-guest rules only")]
     [InlineData("host-to-guest:80,pid=3", "unknown condition")]

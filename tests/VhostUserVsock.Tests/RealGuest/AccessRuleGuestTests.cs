@@ -5,7 +5,7 @@ using VhostUserVsock.Tests.Guest;
 namespace VhostUserVsock.Tests.RealGuest;
 
 /// <summary>
-/// Access rules (<c>--allow</c>) against a real Linux guest: the guest reaches an allowed host port, and a denied
+/// Access rules (a VM's <c>allow</c> list in the config file, plus <c>--allow</c>) against a real Linux guest: the guest reaches an allowed host port, and a denied
 /// one is refused as if nobody listened although a host program does; a host program reaches an allowed guest
 /// port (uid condition met) and is closed without <c>OK</c> on a listening guest port whose rule names another uid.
 /// </summary>
@@ -18,14 +18,12 @@ public sealed class AccessRuleGuestTests(ITestOutputHelper output)
         var image = RealGuestEnvironment.Require(GuestSuite.Bookworm);
         var ct = TestContext.Current.CancellationToken;
         uint uid = CurrentUid();
-        await using var daemon = await DaemonProcess.StartAsync(
+        // The host-to-guest rules are the VM's own (its allow list in the config file); the guest-to-host rule comes
+        // from --allow, which applies to every VM and adds to the VM's rules.
+        await using var daemon = await DaemonProcess.StartFromConfigAsync(
+            $"    allow:\n      - host-to-guest:5301,uid={uid}\n      - host-to-guest:5303,uid={uid + 1}\n",
             logLevel: "debug",
-            extraArguments:
-            [
-                "--allow", "guest-to-host:6301",
-                "--allow", $"host-to-guest:5301,uid={uid}",
-                "--allow", $"host-to-guest:5303,uid={uid + 1}",
-            ],
+            extraArguments: ["--allow", "guest-to-host:6301"],
             cancellationToken: ct);
 
         using var allowedListener = new HostPortListener(daemon.UdsPath, 6301, SocketType.Stream);

@@ -121,6 +121,34 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     }
 
     /// <summary>
+    /// Starts a daemon serving one VM described in a config file (<c>--config</c>): guest CID
+    /// <paramref name="guestCid"/>, its sockets in a new directory, and <paramref name="vmYaml"/> appended to the
+    /// VM's entry (e.g. an <c>allow</c> list, indented by four spaces); waits until the socket exists.
+    /// </summary>
+    /// <param name="vmYaml">More keys of the VM's entry, each line indented by four spaces.</param>
+    /// <param name="guestCid">The guest CID.</param>
+    /// <param name="logLevel">The daemon's <c>--log-level</c>.</param>
+    /// <param name="extraArguments">More command-line arguments (e.g. <c>--allow</c>).</param>
+    /// <param name="cancellationToken">Cancels the wait (the daemon is killed).</param>
+    public static async Task<DaemonProcess> StartFromConfigAsync(
+        string vmYaml,
+        ulong guestCid = 3,
+        string logLevel = "information",
+        IEnumerable<string>? extraArguments = null,
+        CancellationToken cancellationToken = default)
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory("vuvc-").FullName;
+        var socketPath = Path.Join(directory, "vhost-user.sock");
+        var udsPath = Path.Join(directory, "vsock.sock");
+        var configPath = Path.Join(directory, "vms.yaml");
+        await File.WriteAllTextAsync(
+            configPath,
+            $"vms:\n  - guest_cid: {guestCid.ToString(CultureInfo.InvariantCulture)}\n    socket: {socketPath}\n    uds_path: {udsPath}\n{vmYaml}",
+            cancellationToken).ConfigureAwait(false);
+        return await StartCoreAsync(directory, ownsDirectory: true, guestCid, udsPath, ["--config", configPath], new Dictionary<ulong, string> { [guestCid] = socketPath }, null, logLevel, extraArguments, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Starts one daemon serving one VM per CID in <paramref name="guestCids"/>, all in sibling group
     /// <paramref name="group"/> (<c>--vm guest-cid=N,socket=...,uds-path=...,groups=...</c>), so the
     /// guests reach each other by CID; waits until every socket exists. <see cref="SocketPath"/> and
