@@ -40,22 +40,6 @@ public readonly record struct GuestAddress(ulong Value) : IComparable<GuestAddre
             ? result
             : throw new OverflowException($"{this} + 0x{offset:x} overflows the 64-bit guest address space.");
 
-    /// <summary>The distance in bytes from <paramref name="origin"/> up to this address.</summary>
-    /// <param name="origin">An address not greater than this one.</param>
-    /// <param name="offset">The distance, or 0 when <paramref name="origin"/> is above this address.</param>
-    /// <returns><see langword="true"/> when <paramref name="origin"/> is not above this address.</returns>
-    public bool TryOffsetFrom(GuestAddress origin, out ulong offset)
-    {
-        if (Value < origin.Value)
-        {
-            offset = 0;
-            return false;
-        }
-
-        offset = Value - origin.Value;
-        return true;
-    }
-
     /// <summary>Whether the address is a multiple of <paramref name="alignment"/> (a power of two).</summary>
     /// <param name="alignment">A power of two.</param>
     /// <returns><see langword="true"/> when aligned.</returns>

@@ -43,7 +43,6 @@ internal sealed class HostConnectRequest : IDisposable
         Type = type;
         Port = port;
         InitialData = initialData;
-        ReceivedAt = Environment.TickCount64;
     }
 
     /// <summary>The guest port the host asked to connect to.</summary>
@@ -64,9 +63,6 @@ internal sealed class HostConnectRequest : IDisposable
     /// must be delivered to the guest first.
     /// </summary>
     public ReadOnlyMemory<byte> InitialData { get; }
-
-    /// <summary><see cref="Environment.TickCount64"/> when the handshake completed (for the engine's connect timeout).</summary>
-    public long ReceivedAt { get; }
 
     /// <summary>True once <see cref="Accept"/> succeeded.</summary>
     public bool IsAccepted => Volatile.Read(ref _state) == Accepted;

@@ -55,8 +55,16 @@ public sealed class HostBufferAndIoTests
             DescriptorChain tx = q.Chain(R(0x10_0000, 44), R(0x20_0000, 4000), R(0x30_0000, 2000));
             var packet = new VsockPacket();
             Assert.Equal(VsockPacketError.None, packet.TryParseTx(q.Memory, ref tx, MaxData));
-            Assert.Equal(6000, packet.SendData(left, 0, out SocketError sendError));
-            Assert.Equal(SocketError.Success, sendError);
+            int sent = 0;
+            int spanCount = 0;
+            foreach (Span<byte> span in packet.GetDataSpans(0, int.MaxValue))
+            {
+                spanCount++;
+                sent += left.Send(span);
+            }
+
+            Assert.Equal(6000, sent);
+            Assert.Equal(3, spanCount); // 4000 bytes split at the region boundary, then 2000
 
             byte[] received = new byte[6000];
             int got = 0;
@@ -72,10 +80,13 @@ public sealed class HostBufferAndIoTests
             DescriptorChain rx = q.Chain(W(0x40_0000, 44 + 1000), W(0x50_0000, 4096));
             Assert.Equal(VsockPacketError.None, packet.TryParseRx(q.Memory, ref rx, MaxData));
             int total = 0;
-            SocketError receiveError = SocketError.Success;
-            while (total < 3000 && receiveError == SocketError.Success)
+            while (total < 3000)
             {
-                total += packet.ReceiveData(left, total, 3000 - total, out receiveError);
+                DataSpanEnumerator spans = packet.GetDataSpans(total, 3000 - total);
+                Assert.True(spans.MoveNext());
+                int n = left.Receive(spans.Current);
+                Assert.True(n > 0, "the peer closed early");
+                total += n;
             }
 
             Assert.Equal(3000, total);
@@ -83,10 +94,9 @@ public sealed class HostBufferAndIoTests
             Assert.Equal(VsockPacketError.None, packet.CopyDataTo(landed));
             Assert.Equal(payload.AsSpan(0, 3000).ToArray(), landed);
 
-            // A non-blocking receive with nothing pending reports WouldBlock, not an exception.
-            left.Blocking = false;
-            Assert.Equal(0, packet.ReceiveData(left, 0, 10, out SocketError wouldBlock));
-            Assert.Equal(SocketError.WouldBlock, wouldBlock);
+            // The spans of an RX buffer across two guest buffers: 1000 bytes after the header, then 4096.
+            Assert.Equal(new[] { 1000, 4096 }, SpanLengths(packet, 0, int.MaxValue));
+            Assert.Equal(new[] { 500, 100 }, SpanLengths(packet, 500, 600));
         }
     }
 
@@ -98,10 +108,18 @@ public sealed class HostBufferAndIoTests
         DescriptorChain rx = q.Chain(W(0x10_0000, 44), W(0x20_0000, 2000), W(0x30_0000, 3000));
         var packet = new VsockPacket();
         Assert.Equal(VsockPacketError.None, packet.TryParseRx(q.Memory, ref rx, MaxData));
-        Assert.Equal(5000, packet.ReadDataFrom(new MemoryStream(payload), 0, 5000));
+        var source = new MemoryStream(payload);
+        foreach (Span<byte> span in packet.GetDataSpans(0, 5000))
+        {
+            source.ReadExactly(span);
+        }
 
         var sink = new MemoryStream();
-        Assert.Equal(4000, packet.WriteDataTo(sink, 1000, 4000));
+        foreach (Span<byte> span in packet.GetDataSpans(1000, 4000))
+        {
+            sink.Write(span);
+        }
+
         Assert.Equal(payload.AsSpan(1000).ToArray(), sink.ToArray());
     }
 
@@ -115,6 +133,19 @@ public sealed class HostBufferAndIoTests
         q.Dispose();
         Assert.Equal(VsockPacketErrorKind.InvalidMemoryAccess, packet.CopyDataFrom(new byte[10]).Kind);
         Assert.Equal(VsockPacketErrorKind.InvalidMemoryAccess, packet.SetHeaderFromRaw(new byte[44]).Kind);
+    }
+
+    private static int[] SpanLengths(VsockPacket packet, int offset, int count)
+    {
+        var lengths = new List<int>();
+        DataSpanEnumerator spans = packet.GetDataSpans(offset, count);
+        while (spans.MoveNext())
+        {
+            lengths.Add(spans.Current.Length);
+        }
+
+        Assert.False(spans.Error.IsError);
+        return [.. lengths];
     }
 
     private static (Socket, Socket) SocketPair()

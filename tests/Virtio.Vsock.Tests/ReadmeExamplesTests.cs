@@ -1,7 +1,7 @@
-using System.Reflection;
 using Virtio.Memory;
 using Virtio.Queue;
 using Virtio.Queue.Testing;
+using VirtioVsock.Tests.Common;
 
 namespace Virtio.Vsock.Tests;
 
@@ -106,21 +106,6 @@ public sealed class ReadmeExamplesTests
     [Theory]
     [InlineData("tx")]
     [InlineData("rx")]
-    public void The_readme_shows_exactly_this_code(string example)
-    {
-        string source = File.ReadAllText(Path.Combine(RepositoryRoot(), "tests", "Virtio.Vsock.Tests", "ReadmeExamplesTests.cs"));
-        string begin = $"// README:{example}-begin\n";
-        int start = source.IndexOf(begin, StringComparison.Ordinal) + begin.Length;
-        int end = source.IndexOf($"        // README:{example}-end", StringComparison.Ordinal);
-        string snippet = string.Join('\n', source[start..end].TrimEnd().Split('\n').Select(l => l.Length >= 8 ? l[8..] : l.TrimStart()));
-
-        string readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md")).Replace("\r\n", "\n", StringComparison.Ordinal);
-        Assert.Contains(snippet, readme);
-    }
-
-    /// <summary>The repository root, recorded at build time by tests/Directory.Build.props.</summary>
-    /// <remarks>Not the compiler's source path: CI builds map it to <c>/_/</c> (deterministic builds).</remarks>
-    private static string RepositoryRoot() =>
-        typeof(ReadmeExamplesTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .Single(a => a.Key == "RepositoryRoot").Value!;
+    public void The_readme_shows_exactly_this_code(string example) =>
+        ReadmeSnippet.AssertShownInReadme(Path.Combine("tests", "Virtio.Vsock.Tests", "ReadmeExamplesTests.cs"), example);
 }

@@ -1,9 +1,9 @@
-using System.Reflection;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Virtio.Vsock.Testing;
 using Vsock.Net.AspNetCore;
+using VirtioVsock.Tests.Common;
 
 namespace Vsock.Net.Tests;
 
@@ -52,18 +52,6 @@ public sealed class ReadmeExamplesTests
     [Theory]
     [InlineData("client")]
     [InlineData("server")]
-    public void The_readme_shows_exactly_this_code(string example)
-    {
-        string source = File.ReadAllText(Path.Combine(RepositoryRoot(), "tests", "Vsock.Net.Tests", "ReadmeExamplesTests.cs"));
-        string begin = $"// README:{example}-begin\n";
-        int start = source.IndexOf(begin, StringComparison.Ordinal) + begin.Length;
-        int end = source.IndexOf($"        // README:{example}-end", StringComparison.Ordinal);
-        string snippet = string.Join('\n', source[start..end].TrimEnd().Split('\n').Select(l => l.Length >= 8 ? l[8..] : l.TrimStart()));
-        string readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md")).Replace("\r\n", "\n", StringComparison.Ordinal);
-        Assert.Contains(snippet, readme);
-    }
-
-    private static string RepositoryRoot() =>
-        typeof(ReadmeExamplesTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .Single(a => a.Key == "RepositoryRoot").Value!;
+    public void The_readme_shows_exactly_this_code(string example) =>
+        ReadmeSnippet.AssertShownInReadme(Path.Combine("tests", "Vsock.Net.Tests", "ReadmeExamplesTests.cs"), example);
 }

@@ -12,9 +12,7 @@ namespace Virtio.Queue;
 /// <para><b>Design.</b> A small value type: a reference to the queue's binding (guest memory, mapped
 /// descriptor table, queue size, region hint; made once per configuration and memory), whether indirect
 /// descriptors were negotiated, and the cursor. Popping and walking a chain never allocates, and returning
-/// it by value stays cheap (its size matters: it is copied once per pop). Copying the struct copies the cursor, so a copy can be walked independently;
-/// <see cref="Rewind"/> gives a cursor back at the head, and <see cref="Measure"/> walks the whole chain
-/// without moving this one.</para>
+/// it by value stays cheap (its size matters: it is copied once per pop). Copying the struct copies the cursor, so a copy can be walked independently.</para>
 /// <para><b>Rules.</b> <see cref="TryNext"/> reads each descriptor once into a <see cref="Descriptor"/>
 /// snapshot and checks the snapshot: head and <c>next</c> indices below the queue size (or the indirect
 /// table size); at most as many buffer descriptors as the queue size, indirect entries included (more means
@@ -65,9 +63,6 @@ public struct DescriptorChain
 
     /// <summary>The number of buffer descriptors returned so far.</summary>
     public readonly int Count => (int)_count;
-
-    /// <summary>The guest memory the chain lives in (null for the default value).</summary>
-    public readonly GuestMemory? Memory => _binding?.Memory;
 
     /// <summary>Moves to the next buffer descriptor of the chain.</summary>
     /// <param name="descriptor">The descriptor (an indirect table is entered transparently); on a buffer-range or
@@ -175,38 +170,6 @@ public struct DescriptorChain
         descriptor = current;
         error = QueueError.None;
         return true;
-    }
-
-    /// <summary>A fresh cursor over the same chain, positioned at its head (this one does not move).</summary>
-    /// <returns>The rewound chain.</returns>
-    public readonly DescriptorChain Rewind() =>
-        _binding is null ? default : new DescriptorChain(_binding, _headIndex, _indirectAllowed);
-
-    /// <summary>
-    /// Walks a fresh copy of the whole chain, from its head, checking every descriptor, and sums its readable
-    /// and writable bytes. This chain's own cursor does not move.
-    /// </summary>
-    /// <param name="readableBytes">Total length of the device-readable descriptors.</param>
-    /// <param name="writableBytes">Total length of the device-writable descriptors.</param>
-    /// <returns>The first broken rule, or <see cref="QueueError.None"/> for a valid chain.</returns>
-    public readonly QueueError Measure(out ulong readableBytes, out ulong writableBytes)
-    {
-        DescriptorChain copy = Rewind();
-        readableBytes = 0;
-        writableBytes = 0;
-        while (copy.TryNext(out Descriptor descriptor, out _))
-        {
-            if (descriptor.IsWriteOnly)
-            {
-                writableBytes += descriptor.Length;
-            }
-            else
-            {
-                readableBytes += descriptor.Length;
-            }
-        }
-
-        return copy._error;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,8 +1,8 @@
 namespace Virtio.Queue;
 
 /// <summary>
-/// Why a queue operation was refused. A closed set: every method of the queue, the descriptor chain and
-/// the chain reader/writer returns one of these values instead of throwing, because every one of them can
+/// Why a queue operation was refused. A closed set: every method of the queue and the descriptor chain
+/// returns one of these values instead of throwing, because every one of them can
 /// be caused by a hostile or buggy guest. <see cref="QueueErrorExtensions.Describe"/> gives a readable message.
 /// </summary>
 public enum QueueError
@@ -91,12 +91,4 @@ public enum QueueError
     /// <summary>A ring's flags, index or event field straddles a guest memory region boundary, so it cannot be
     /// accessed atomically.</summary>
     RingFieldCrossesRegions,
-
-    // ---- Chain reader / writer ----
-
-    /// <summary>The device-readable part of the chain holds fewer bytes than were asked for.</summary>
-    NotEnoughReadableBytes,
-
-    /// <summary>The device-writable part of the chain has less room than the data to write.</summary>
-    NotEnoughWritableSpace,
 }

@@ -33,9 +33,7 @@ public static class QueueErrorExtensions
         QueueError.ReadableAfterWritable => "a device-readable descriptor follows a device-writable one",
         QueueError.DescriptorAddressOverflow => "a descriptor's address plus length overflows 64 bits",
         QueueError.DescriptorOutsideMemory => "a descriptor's buffer is not inside guest memory",
-        QueueError.NotEnoughReadableBytes => "the chain's readable part is shorter than requested",
         QueueError.RingFieldCrossesRegions => "a ring's flags, index or event field straddles a guest memory region boundary",
-        QueueError.NotEnoughWritableSpace => "the chain's writable part is too small for the data",
         _ => "unknown queue error",
     };
 }

@@ -38,9 +38,6 @@ internal readonly unsafe struct GuestArea
     /// <summary>The length of the area in bytes.</summary>
     public uint Length { get; }
 
-    /// <summary>Whether accesses use the cached host pointer.</summary>
-    public bool IsDirect => _host != null;
-
     /// <summary>Checks <c>[address, address + length)</c> and caches its host pointer when possible.</summary>
     /// <param name="memory">The guest memory.</param>
     /// <param name="address">The first byte.</param>

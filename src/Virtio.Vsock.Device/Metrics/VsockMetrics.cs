@@ -1,9 +1,10 @@
 namespace Virtio.Vsock.Device;
 
 /// <summary>
-/// Counters of one device, in the spirit of Firecracker's vsock metrics. Written with interlocked
-/// increments (mostly by the device's loop thread; kicks come from the transport's threads), never
-/// under a lock; any thread may read them at any time. Values only grow,
+/// Counters of one device, in the spirit of Firecracker's vsock metrics. Every update is one
+/// <see cref="Interlocked"/> call (mostly from the device's loop thread; kicks come from the transport's
+/// threads) and no lock is taken; any thread may read them at any time (<c>Volatile.Read</c>).
+/// Directions are named after the queues: TX is guest to host, RX host to guest. Values only grow,
 /// except across <see cref="VsockDevice.Dispose"/>, and are read individually (not as an atomic snapshot).
 /// </summary>
 public sealed class VsockMetrics
@@ -40,16 +41,24 @@ public sealed class VsockMetrics
     internal long BufferLimitResetsField;
     internal Func<long>? BufferedBytesSource;
 
-    /// <summary>Packets the guest sent (TX chains parsed successfully).</summary>
+    /// <summary>Packets the guest sent (TX chains parsed successfully). TX is guest to host, as the queue is named.</summary>
     public long TxPackets => Volatile.Read(ref TxPacketsField);
 
-    /// <summary>Payload bytes the guest sent in RW packets that were accepted.</summary>
+    /// <summary>
+    /// Payload bytes the guest sent in RW packets that were accepted: guest to host, named after the TX queue.
+    /// A connection's credit counter for the same bytes keeps Linux's name from the device's end, <c>rx_cnt</c>
+    /// (README, "Directions, one convention").
+    /// </summary>
     public long TxBytes => Volatile.Read(ref TxBytesField);
 
-    /// <summary>Packets the device wrote into RX buffers.</summary>
+    /// <summary>Packets the device wrote into RX buffers. RX is host to guest, as the queue is named.</summary>
     public long RxPackets => Volatile.Read(ref RxPacketsField);
 
-    /// <summary>Payload bytes the device wrote into RX buffers.</summary>
+    /// <summary>
+    /// Payload bytes the device wrote into RX buffers: host (or sibling guest) to guest, named after the RX queue.
+    /// A connection's credit counter for the same bytes keeps Linux's name from the device's end, <c>tx_cnt</c>
+    /// (README, "Directions, one convention").
+    /// </summary>
     public long RxBytes => Volatile.Read(ref RxBytesField);
 
     /// <summary>TX chains that could not be parsed (returned to the used ring with length 0).</summary>

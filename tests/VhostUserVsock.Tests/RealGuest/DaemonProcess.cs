@@ -25,7 +25,6 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
-    private bool _ownsDirectory = true;
 
     private DaemonProcess(Process process, string directory, string socketPath, string udsPath, ulong guestCid)
     {
@@ -99,25 +98,19 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     /// <param name="logLevel">The daemon's <c>--log-level</c>.</param>
     /// <param name="extraArguments">More daemon arguments (e.g. <c>--tx-buffer-size</c>).</param>
     /// <param name="cancellationToken">Cancels the wait (the daemon is killed).</param>
-    /// <param name="directory">
-    /// Use this folder for the sockets (a restarted daemon takes over the paths of a dead one); the caller
-    /// owns and deletes it. Null: a fresh temporary folder, deleted on dispose.
-    /// </param>
     public static async Task<DaemonProcess> StartAsync(
         ulong guestCid = 3,
         TimeSpan? startTimeout = null,
         string logLevel = "information",
         IEnumerable<string>? extraArguments = null,
-        CancellationToken cancellationToken = default,
-        string? directory = null)
+        CancellationToken cancellationToken = default)
     {
         // short: socket paths must stay under 108 bytes
-        bool ownsDirectory = directory is null;
-        directory ??= System.IO.Directory.CreateTempSubdirectory("vuvg-").FullName;
+        var directory = System.IO.Directory.CreateTempSubdirectory("vuvg-").FullName;
         var socketPath = Path.Join(directory, "vhost-user.sock");
         var udsPath = Path.Join(directory, "vsock.sock");
         string[] arguments = ["--guest-cid", guestCid.ToString(CultureInfo.InvariantCulture), "--socket", socketPath, "--uds-path", udsPath];
-        return await StartCoreAsync(directory, ownsDirectory, guestCid, udsPath, arguments, new Dictionary<ulong, string> { [guestCid] = socketPath }, startTimeout, logLevel, extraArguments, cancellationToken).ConfigureAwait(false);
+        return await StartCoreAsync(directory, guestCid, udsPath, arguments, new Dictionary<ulong, string> { [guestCid] = socketPath }, startTimeout, logLevel, extraArguments, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -178,12 +171,11 @@ public sealed partial class DaemonProcess : IAsyncDisposable
             arguments.Add($"guest-cid={c},socket={sockets[cid]},uds-path={Path.Join(directory, $"vs{c}.sock")},groups={group}");
         }
         var udsPath = Path.Join(directory, $"vs{guestCids[0].ToString(CultureInfo.InvariantCulture)}.sock");
-        return await StartCoreAsync(directory, ownsDirectory: true, guestCids[0], udsPath, arguments, sockets, startTimeout, logLevel, null, cancellationToken).ConfigureAwait(false);
+        return await StartCoreAsync(directory, guestCids[0], udsPath, arguments, sockets, startTimeout, logLevel, null, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task<DaemonProcess> StartCoreAsync(
         string directory,
-        bool ownsDirectory,
         ulong guestCid,
         string udsPath,
         IEnumerable<string> vmArguments,
@@ -209,7 +201,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
             start.ArgumentList.Add(arg);
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var daemon = new DaemonProcess(process, directory, socketPath, udsPath, guestCid) { _ownsDirectory = ownsDirectory, VmSocketPaths = sockets };
+        var daemon = new DaemonProcess(process, directory, socketPath, udsPath, guestCid) { VmSocketPaths = sockets };
         process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
         process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);
         process.Exited += (_, _) => daemon._exited.TrySetResult();
@@ -220,8 +212,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         catch
         {
             process.Dispose();
-            if (ownsDirectory)
-                TryDeleteDirectory(directory);
+            TryDeleteDirectory(directory);
             throw;
         }
         process.BeginOutputReadLine();
@@ -308,8 +299,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         finally
         {
             _process.Dispose();
-            if (_ownsDirectory)
-                TryDeleteDirectory(Directory);
+            TryDeleteDirectory(Directory);
         }
     }
 
