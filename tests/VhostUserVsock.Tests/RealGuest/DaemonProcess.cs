@@ -138,7 +138,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
             configPath,
             $"vms:\n  - guest_cid: {guestCid.ToString(CultureInfo.InvariantCulture)}\n    socket: {socketPath}\n    uds_path: {udsPath}\n{vmYaml}",
             cancellationToken).ConfigureAwait(false);
-        return await StartCoreAsync(directory, ownsDirectory: true, guestCid, udsPath, ["--config", configPath], new Dictionary<ulong, string> { [guestCid] = socketPath }, null, logLevel, extraArguments, cancellationToken).ConfigureAwait(false);
+        return await StartCoreAsync(directory, guestCid, udsPath, ["--config", configPath], new Dictionary<ulong, string> { [guestCid] = socketPath }, null, logLevel, extraArguments, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
