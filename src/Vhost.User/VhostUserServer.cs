@@ -49,6 +49,9 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     /// <summary>Whether a frontend is connected right now.</summary>
     public bool IsFrontendConnected => Volatile.Read(ref _current) is not null;
 
+    /// <summary>The connection of the frontend served now, if any. For tests.</summary>
+    internal VhostUserConnection? CurrentConnection => Volatile.Read(ref _current);
+
     /// <summary>How many frontend connections have ended so far.</summary>
     public int FrontendsServed => Volatile.Read(ref _served);
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Virtio.Memory;
 
 namespace Vhost.User.Tests;
@@ -49,6 +50,15 @@ internal sealed class FakeBackend : IVhostUserBackend
     public ushort Progress { get; set; } = 5;
 
     public bool ThrowOnStart { get; set; }
+
+    /// <summary>Whether <see cref="TryTakeKick"/> takes the kick descriptors (as an epoll-driven device would).</summary>
+    public bool TakeKicks { get; set; }
+
+    /// <summary>The kick descriptors taken, by queue; dropped (disposed) on StopQueue, Reset and replacement.</summary>
+    public ConcurrentDictionary<int, SafeHandle> TakenKicks { get; } = new();
+
+    /// <summary>How many times each queue's kick was offered.</summary>
+    public ConcurrentDictionary<int, int> KickOffers { get; } = new();
 
     /// <summary>Set while a kick runs on another thread than the one that started the queue.</summary>
     public ConcurrentBag<string> KickThreadNames { get; } = [];
@@ -131,6 +141,7 @@ internal sealed class FakeBackend : IVhostUserBackend
     public ushort StopQueue(int index)
     {
         Record($"StopQueue {index}");
+        DropKick(index);
         Assert.True(Started.TryRemove(index, out var started), $"queue {index} stopped but not started");
         Enabled.TryRemove(index, out _);
         return (ushort)(started.Config.NextAvailableIndex + Progress);
@@ -149,9 +160,28 @@ internal sealed class FakeBackend : IVhostUserBackend
         Interlocked.Increment(ref _kicks[index]);
     }
 
+    public bool TryTakeKick(int index, SafeHandle kick)
+    {
+        Record($"TryTakeKick {index}");
+        Assert.True(Started.ContainsKey(index), $"kick of queue {index} offered before the queue started");
+        KickOffers.AddOrUpdate(index, 1, (_, n) => n + 1);
+        DropKick(index);
+        if (TakeKicks)
+        {
+            TakenKicks[index] = kick;
+        }
+
+        return TakeKicks;
+    }
+
     public void Reset()
     {
         Record("Reset");
+        foreach (int index in TakenKicks.Keys)
+        {
+            DropKick(index);
+        }
+
         Started.Clear();
         Enabled.Clear();
         AckedFeatures = null;
@@ -162,6 +192,14 @@ internal sealed class FakeBackend : IVhostUserBackend
         }
 
         Interlocked.Increment(ref ResetCount);
+    }
+
+    private void DropKick(int index)
+    {
+        if (TakenKicks.TryRemove(index, out SafeHandle? kick))
+        {
+            kick.Dispose();
+        }
     }
 
     private void Record(string call)

@@ -6,6 +6,8 @@ namespace Vhost.User;
 /// Byte-exact reads and writes on a connected Unix stream socket, with SCM_RIGHTS descriptors collected
 /// from every read. Waits in <c>poll</c> on the socket and a stop eventfd, so another thread can end a
 /// blocked read at any time through <see cref="RequestStop"/>; works whether the socket is blocking or not.
+/// Owns its stop eventfd and a reference on the socket (not the socket itself); must never interpret the bytes
+/// (<see cref="MessageChannel"/> frames them) nor keep a received descriptor beyond the caller's limit.
 /// </summary>
 internal sealed unsafe class SocketChannel : IDisposable
 {
