@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Vhost.User;
 using Virtio.Memory;
 using Virtio.Vsock.Device;
@@ -16,9 +17,11 @@ namespace VhostUserVsock.Hosting;
 /// frontend started but has not enabled is held back (its configuration kept), and disabling a running
 /// queue stops it in the device, remembering where it stopped so that enabling it again resumes
 /// there. This is the "started but disabled: no side effects" rule of the vhost-user specification.</para>
-/// <para><b>Threading.</b> Control calls arrive on the connection's control thread, <see cref="Kick"/> on
-/// kick threads; the device serializes everything on its own loop, and this adapter's per-queue state is
-/// only touched by control calls.</para>
+/// <para><b>Kicks.</b> The adapter takes every queue's kick eventfd (<see cref="TryTakeKick"/>) and hands it to the
+/// device, whose loop waits on it in its own epoll: a kick never crosses a thread. The descriptor is dropped when
+/// the frontend stops the ring (<see cref="StopQueue"/>, GET_VRING_BASE) or on reset.</para>
+/// <para><b>Threading.</b> Control calls arrive on the connection's control thread; the device serializes everything
+/// on its own loop, and this adapter's per-queue state is only touched by control calls.</para>
 /// </remarks>
 public sealed class VhostUserVsockBackend : IVhostUserBackend, IVsockDeviceNotifier
 {
@@ -95,6 +98,7 @@ public sealed class VhostUserVsockBackend : IVhostUserBackend, IVsockDeviceNotif
     /// <inheritdoc/>
     public ushort StopQueue(int index)
     {
+        _device?.DetachKickEventFd(index);
         ushort next = _running[index] ? Device.StopQueue(index) : _configs[index]?.NextAvailableIndex ?? 0;
         _running[index] = false;
         _configs[index] = null;
@@ -126,6 +130,13 @@ public sealed class VhostUserVsockBackend : IVhostUserBackend, IVsockDeviceNotif
 
     /// <inheritdoc/>
     public void Kick(int index) => _device?.Kick(index);
+
+    /// <inheritdoc/>
+    public bool TryTakeKick(int index, SafeHandle kick)
+    {
+        Device.AttachKickEventFd(index, kick);
+        return true;
+    }
 
     /// <inheritdoc/>
     public void Reset()
