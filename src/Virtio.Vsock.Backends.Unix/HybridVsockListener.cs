@@ -11,8 +11,10 @@ namespace Virtio.Vsock.Backends.Unix;
 /// deadline, and queues the good ones as <see cref="HostConnectRequest"/>s for the engine. Owns the
 /// listening socket, its socket file, the sockets of handshakes in progress and of queued requests.
 /// It must never crash or stop serving because of one host peer (malformed, oversized, silent or
-/// vanishing peers are closed and counted), never let the engine's thread wait (all socket work runs
-/// on thread-pool continuations; the engine only reads a channel), and never hold unbounded memory
+/// vanishing peers are closed and counted), never let the engine's thread wait (handshake reads are
+/// non-blocking and run on thread-pool continuations; the device loop only tells when a handshake socket
+/// is readable, see <see cref="HybridVsockListenerOptions.ReadinessPoller"/>; the engine only reads a
+/// channel), and never hold unbounded memory
 /// (at most <see cref="HybridVsockListenerOptions.MaxPendingHandshakes"/> handshakes with a 32-byte
 /// buffer each, at most <see cref="HybridVsockListenerOptions.MaxQueuedRequests"/> queued requests;
 /// beyond that, connections wait in the kernel backlog).
@@ -269,7 +271,20 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
                 int filled = 0;
                 while (true)
                 {
-                    int n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, deadline.Token).ConfigureAwait(false);
+                    UnixIoResult received = UnixSocketIo.Receive(socket, buffer.AsSpan(filled));
+                    if (received.Status == UnixIoStatus.WouldBlock)
+                    {
+                        await WaitReadableAsync(socket, deadline.Token).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    if (!received.IsOk && received.Status != UnixIoStatus.EndOfStream)
+                    {
+                        failure = HandshakeFailure.ConnectionError;
+                        break;
+                    }
+
+                    int n = received.IsOk ? received.Bytes : 0;
                     ConnectParseResult result = n == 0 ? parser.EndOfStream() : parser.Feed(buffer.AsSpan(filled, n));
                     if (result.IsComplete)
                     {
@@ -293,11 +308,11 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             {
                 while (true)
                 {
-                    // Wait for the first message without consuming it, then take it whole.
-                    await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.Peek, deadline.Token).ConfigureAwait(false);
+                    // Take the first message whole, waiting for it if it is not there yet.
                     UnixIoResult received = UnixSocketIo.ReceiveMessage(socket, buffer);
                     if (received.Status == UnixIoStatus.WouldBlock)
                     {
+                        await WaitReadableAsync(socket, deadline.Token).ConfigureAwait(false);
                         continue;
                     }
 
@@ -393,6 +408,32 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             Interlocked.Decrement(ref _pending);
             _slots.Release();
         }
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="socket"/> is readable. With a device attached its loop watches the socket (the
+    /// runtime's socket engine never sees it, so once the connection carries data no second epoll wakes for it);
+    /// without one, a zero-byte peek through the runtime.
+    /// </summary>
+    private async ValueTask WaitReadableAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        IVsockFdPoller? poller = _options.ReadinessPoller?.Invoke();
+        if (poller is null)
+        {
+            await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.Peek, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var waiter = new ReadableWaiter();
+        using IVsockFdWatch? watch = poller.Watch(socket.SafeHandle, waiter, out int error);
+        if (watch is null)
+        {
+            throw new SocketException(error);
+        }
+
+        using CancellationTokenRegistration cancel = cancellationToken.Register(static w => ((ReadableWaiter)w!).Cancel(), waiter);
+        watch.RequestReadable();
+        await waiter.Task.ConfigureAwait(false);
     }
 
     private async ValueTask<bool> TryQueueAsync(HostConnectRequest request)
@@ -498,5 +539,19 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         }
 
         UnixSocketPath.RemoveIfOurs(Path, _identity);
+    }
+
+    /// <summary>One wait for a handshake socket to become readable, completed by the device loop.</summary>
+    private sealed class ReadableWaiter : IVsockFdHandler
+    {
+        private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Task => _ready.Task;
+
+        public void Cancel() => _ready.TrySetCanceled();
+
+        public void OnReady(VsockFdReadiness readiness) => _ready.TrySetResult();
+
+        public void OnFault(Exception exception) => _ready.TrySetException(exception);
     }
 }

@@ -40,6 +40,14 @@ internal sealed class HybridVsockListenerOptions
     public int Backlog { get; init; } = 128;
 
     /// <summary>
+    /// The device loop that waits for handshake sockets to become readable (the backend passes its device's
+    /// <see cref="IVsockBackendHost.FdPoller"/>), or null (or a null result) to wait through the runtime's socket
+    /// engine. With the loop, a host socket is never registered with the runtime's engine, which would otherwise
+    /// wake a second epoll thread for every byte the connection carries afterwards.
+    /// </summary>
+    public Func<IVsockFdPoller?>? ReadinessPoller { get; init; }
+
+    /// <summary>
     /// Called (on a thread-pool thread) after each request is queued: the "backend has work" signal
     /// for a device that does not await <see cref="HybridVsockListener.Requests"/>. Must not block;
     /// exceptions it throws are swallowed.

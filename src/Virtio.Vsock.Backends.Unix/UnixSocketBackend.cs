@@ -280,6 +280,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         Path = path,
         SocketType = type,
         HandshakeTimeout = _options.HandshakeTimeout,
+        ReadinessPoller = () => Volatile.Read(ref _host)?.FdPoller,
         MaxPendingHandshakes = _options.MaxPendingHandshakes,
         Backlog = _options.ListenBacklog,
         HandshakeFailed = _logger is null ? null : (failure, detail) => LogHandshakeFailed(_logger, path, failure, detail),

@@ -49,6 +49,13 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
     private volatile bool _replyPending;
     private volatile bool _killed;
     private bool _writableWanted;
+
+    // A stream read got fewer bytes than asked since the last readable delivery, which carried no hang-up: the socket
+    // is drained, and whatever arrives later is a new edge, so the next read can say WouldBlock without recvmsg.
+    private volatile bool _drained;
+
+    // The peer hung up (or the socket failed): every read goes to the socket until it says so.
+    private bool _hangUpSeen;
     private bool _shutdownDeferred;
     private bool _closeDeferred;
     private int _closed;
@@ -220,7 +227,13 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
             }
         }
 
+        if (_drained)
+        {
+            return EndpointResult.WouldBlock;
+        }
+
         UnixIoResult received = UnixSocketIo.Receive(_socket, segments[..used]);
+        NoteShortRead(received, maxBytes - remaining);
         return received.Status switch
         {
             UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes),
@@ -242,6 +255,7 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
         if (!_initial.IsEmpty || _registration is null || !_registration.RequestReadable())
         {
             // Readable now, or the socket is gone: the next read says which.
+            _drained = false;
             _events?.Readable();
         }
     }
@@ -365,6 +379,7 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
         IVsockEndpointEvents? events = _events;
         if (!sent)
         {
+            _drained = false;
             events?.Readable();
         }
 
@@ -421,6 +436,8 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
 
         if ((ready & VsockFdReadiness.Readable) != 0)
         {
+            _drained = false;
+            _hangUpSeen |= (ready & VsockFdReadiness.HangUp) != 0;
             events.Readable();
         }
 
@@ -443,9 +460,23 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
         return sent.IsOk ? EndpointResult.Ok(sent.Bytes) : MapWrite(sent);
     }
 
+    private void NoteShortRead(UnixIoResult received, int asked)
+    {
+        if (received.IsOk && received.Bytes < asked && !_hangUpSeen)
+        {
+            _drained = true;
+        }
+    }
+
     private EndpointResult ReceiveStream(VsockPacket packet, int maxBytes)
     {
+        if (_drained)
+        {
+            return EndpointResult.WouldBlock;
+        }
+
         UnixIoResult received = Transfer(packet, 0, maxBytes, send: false);
+        NoteShortRead(received, maxBytes);
         return received.Status switch
         {
             UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes),

@@ -40,7 +40,8 @@ public interface IVsockFdWatch : IDisposable
 public interface IVsockFdHandler
 {
     /// <summary>Requested readiness arrived. Runs on the device loop: must not block.</summary>
-    /// <param name="readiness">What became ready (only what was requested).</param>
+    /// <param name="readiness">What became ready (only what was requested; <see cref="VsockFdReadiness.HangUp"/> rides
+    /// with <see cref="VsockFdReadiness.Readable"/>).</param>
     void OnReady(VsockFdReadiness readiness);
 
     /// <summary><see cref="OnReady"/> threw: contain it (a connection resets itself). Must not throw.</summary>
@@ -60,4 +61,11 @@ public enum VsockFdReadiness
 
     /// <summary>A write may take bytes (or would report the error).</summary>
     Writable = 2,
+
+    /// <summary>
+    /// With <see cref="Readable"/>: the peer hung up or the descriptor failed (EPOLLRDHUP, EPOLLHUP or EPOLLERR) at or
+    /// before this delivery. Without it, anything that arrives after the delivery is a new edge: a stream reader that
+    /// got fewer bytes than it asked for may wait for the next delivery instead of reading again to see EAGAIN.
+    /// </summary>
+    HangUp = 4,
 }

@@ -50,6 +50,7 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
     private readonly Dictionary<ulong, LoopFdWatch> _watches = [];
     private readonly List<LoopFdWatch> _deliverNow = [];
     private readonly SafeHandle?[] _kicks;
+    private readonly bool[] _kickIsPipe;
     private readonly SafeFileDescriptor _epoll;
     private readonly SafeFileDescriptor _wake;
     private readonly Thread _thread;
@@ -74,6 +75,7 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
     public DeviceEventLoop(string name, int queueCount, Action<int> onKick, Action<long> turn, Func<long> nextDeadline, Action<Exception> onTurnFault)
     {
         _kicks = new SafeHandle?[queueCount];
+        _kickIsPipe = new bool[queueCount];
         _onKick = onKick;
         _turn = turn;
         _nextDeadline = nextDeadline;
@@ -178,12 +180,15 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
     });
 
     /// <summary>
-    /// Waits on <paramref name="eventFd"/> as queue <paramref name="queue"/>'s kick (on the loop): each time it
-    /// becomes readable the loop drains it and calls the kick handler. Takes ownership of the descriptor; a kick
-    /// descriptor already set for the queue is closed first.
+    /// Waits on <paramref name="eventFd"/> as queue <paramref name="queue"/>'s kick (on the loop): each time it is
+    /// written the loop calls the kick handler. Takes ownership of the descriptor; a kick descriptor already set for
+    /// the queue is closed first.
     /// </summary>
+    /// <remarks>An eventfd is watched edge-triggered and never read: every write is a new edge, so a kick costs the
+    /// loop no system call (its counter cannot overflow: that takes 2^64 kicks). A pipe (which vhost-user also allows)
+    /// is level-triggered and drained, or its writer would block once the pipe is full.</remarks>
     /// <param name="queue">The queue index.</param>
-    /// <param name="eventFd">An eventfd (non-blocking or not: it is only read when epoll says it is readable).</param>
+    /// <param name="eventFd">An eventfd (or the read end of a pipe) the driver's kicks write to.</param>
     /// <returns>0, or the errno of <c>epoll_ctl</c> (the descriptor is then closed).</returns>
     public int WatchKick(int queue, SafeHandle eventFd)
     {
@@ -191,7 +196,12 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
         UnwatchKick(queue);
         bool added = false;
         eventFd.DangerousAddRef(ref added);
-        int error = Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlAdd, (int)eventFd.DangerousGetHandle(), Interop.Sys.EpollIn, FirstKickToken + (ulong)queue);
+        int fd = (int)eventFd.DangerousGetHandle();
+        Interop.Sys.StatxBuffer status;
+        bool isPipe = Interop.Sys.Statx(fd, string.Empty, Interop.Sys.AtEmptyPath, Interop.Sys.StatxType, &status) == 0
+            && status.FileType == Interop.Sys.SIfIfo;
+        uint events = isPipe ? Interop.Sys.EpollIn : Interop.Sys.EpollIn | Interop.Sys.EpollEdgeTriggered;
+        int error = Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlAdd, fd, events, FirstKickToken + (ulong)queue);
         eventFd.DangerousRelease();
         if (error != 0)
         {
@@ -200,6 +210,7 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
         }
 
         _kicks[queue] = eventFd;
+        _kickIsPipe[queue] = isPipe;
         return 0;
     }
 
@@ -474,8 +485,14 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
             int queue = (int)(token - FirstKickToken);
             if ((uint)queue < (uint)_kicks.Length && _kicks[queue] is { } kick)
             {
-                ulong value;
-                Interop.Sys.Read((int)kick.DangerousGetHandle(), &value, sizeof(ulong));
+                if (_kickIsPipe[queue])
+                {
+                    byte* drain = stackalloc byte[256];
+                    while (Interop.Sys.Read((int)kick.DangerousGetHandle(), drain, 256) == 256)
+                    {
+                    }
+                }
+
                 _onKick(queue);
             }
 

@@ -75,6 +75,11 @@ internal sealed class LoopFdWatch : IVsockFdWatch
             ready |= VsockFdReadiness.Readable;
         }
 
+        if ((events & (Interop.Sys.EpollErr | Interop.Sys.EpollHup | Interop.Sys.EpollRdHup)) != 0)
+        {
+            ready |= VsockFdReadiness.HangUp;
+        }
+
         if ((events & (Interop.Sys.EpollOut | Interop.Sys.EpollErr | Interop.Sys.EpollHup)) != 0)
         {
             ready |= VsockFdReadiness.Writable;
@@ -101,6 +106,12 @@ internal sealed class LoopFdWatch : IVsockFdWatch
             }
 
             fire = _arrived & _wanted;
+            if ((fire & VsockFdReadiness.Readable) != 0)
+            {
+                // A hang-up rides with the readable delivery (and is then forgotten like the rest).
+                fire |= _arrived & VsockFdReadiness.HangUp;
+            }
+
             _arrived &= ~fire;
             _wanted &= ~fire;
         }

@@ -161,11 +161,38 @@ public sealed class DeviceLoopWatchTests : IDisposable
             await WaitForAsync(() => KickCount() >= i, "kick " + i);
         }
 
-        // Each write was awaited before the next: exactly one kick each, none twice (the counter was drained).
+        // Each write was awaited before the next: exactly one kick each (every write is a new edge), none twice.
         Assert.Equal(100, KickCount());
         Assert.Equal(_kickThread, LoopThread());
         _loop.Invoke(() => _loop.UnwatchKick(1));
         Assert.True(kick.IsClosed);
+    }
+
+    [Fact]
+    public async Task APipeKickIsDrainedSoItsWriterNeverFillsIt()
+    {
+        int[] fds = new int[2];
+        Assert.Equal(0, Pipe2(fds, 0x80000 | 0x800));
+        using var readEnd = new SafeFileHandle(fds[0], ownsHandle: true);
+        try
+        {
+            Assert.Equal(0, _loop.Invoke(() => _loop.WatchKick(2, readEnd)));
+
+            // 80 writes of 1 KiB: more than a pipe holds (64 KiB), so each must have been drained by the loop.
+            byte[] chunk = new byte[1024];
+            for (int i = 1; i <= 80; i++)
+            {
+                Assert.Equal(chunk.Length, WriteBytes(fds[1], chunk));
+                await WaitForAsync(() => KickCount() >= i, "pipe kick " + i);
+            }
+
+            _loop.Invoke(() => _loop.UnwatchKick(2));
+            Assert.True(readEnd.IsClosed);
+        }
+        finally
+        {
+            Close(fds[1]);
+        }
     }
 
     private void OnKick(int queue)
@@ -224,6 +251,20 @@ public sealed class DeviceLoopWatchTests : IDisposable
         ulong one = 1;
         Assert.Equal(8, Write((int)handle.DangerousGetHandle(), &one, 8));
     }
+
+    private static unsafe nint WriteBytes(int fd, byte[] data)
+    {
+        fixed (byte* p = data)
+        {
+            return Write(fd, p, (nuint)data.Length);
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "pipe2", SetLastError = true)]
+    private static extern int Pipe2(int[] fds, int flags);
+
+    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static extern int Close(int fd);
 
     [DllImport("libc", EntryPoint = "eventfd", SetLastError = true)]
     private static extern int EventFd(uint initial, int flags);

@@ -34,6 +34,9 @@ internal static partial class Interop
         /// <summary><c>S_IFDIR</c>.</summary>
         internal const ushort SIfDir = 0x4000;
 
+        /// <summary><c>S_IFIFO</c>: a pipe.</summary>
+        internal const ushort SIfIfo = 0x1000;
+
         /// <summary><c>statx(2)</c>; <paramref name="path"/> is passed as UTF-8 (no allocation for short paths).</summary>
         [LibraryImport(Libraries.Libc, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static unsafe partial int Statx(int directoryFd, string path, int flags, uint mask, StatxBuffer* buffer);
