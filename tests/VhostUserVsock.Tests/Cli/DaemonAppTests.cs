@@ -1,4 +1,4 @@
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
 
@@ -17,7 +17,7 @@ public sealed class DaemonAppTests : IDisposable
         Output = _output,
         Error = _error,
         Defaults = DefaultPaths.FromRuntimeDirectory(_dir.Path),
-        CreateLoggerFactory = _ => NullLoggerFactory.Instance,
+        ConfigureLogging = (logging, _) => logging.ClearProviders(),
         ShutdownTimeout = TimeSpan.FromSeconds(20),
     };
 
