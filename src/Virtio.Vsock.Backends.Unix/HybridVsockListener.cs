@@ -165,6 +165,21 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             return UnixListenerStartError.Failed;
         }
 
+        if (options.Passed is { } passed)
+        {
+            // Socket activation: the service manager bound it; never probe, bind or remove the path.
+            if (passed.SocketType != (nativeType == UnixNative.SockStream ? System.Net.Sockets.SocketType.Stream : System.Net.Sockets.SocketType.Seqpacket))
+            {
+                passed.Dispose();
+                return UnixListenerStartError.Failed;
+            }
+
+            listener = new HybridVsockListener(passed, options, 0, 0, identityKnown: false);
+            HybridVsockListener activated = listener;
+            listener._acceptLoop = Task.Run(activated.AcceptLoopAsync);
+            return UnixListenerStartError.None;
+        }
+
         UnixListenerStartError stale = RemoveStaleSocket(path, nativeType, out errno);
         if (stale != UnixListenerStartError.None)
         {

@@ -282,6 +282,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private HybridVsockListenerOptions ListenerOptions(string path, VsockType type) => new()
     {
         Path = path,
+        Passed = _options.PassedListener?.Invoke(path),
         SocketType = type,
         HandshakeTimeout = _options.HandshakeTimeout,
         MaxPendingHandshakes = _options.MaxPendingHandshakes,
