@@ -123,9 +123,11 @@ public sealed partial class DaemonApp
             : SocketActivation.None;
         IFileSystemProbe probe = activation.Paths.Count > 0 ? new ActivatedPathsProbe(Probe, activation) : Probe;
         DaemonConfig config;
+        Metrics.MetricsAddress? metrics;
         try
         {
             config = commandLine.ToConfig(parseResult);
+            metrics = commandLine.MetricsOf(parseResult);
             if (config.Source == ConfigSource.Defaults)
             {
                 commandLine.Defaults.EnsureDirectoryExists();
@@ -142,7 +144,7 @@ public sealed partial class DaemonApp
         IVmServer server = _serverFactory(config, activation);
         using SystemdNotifier? notifier = UseSystemd ? SystemdNotifier.Create(GetEnvironmentVariable("NOTIFY_SOCKET")) : null;
         int exitCode;
-        using (IHost host = DaemonHostBuilder.Build(config, server, probe, notifier, this))
+        using (IHost host = DaemonHostBuilder.Build(config, server, probe, notifier, metrics, this))
         {
             var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
             var run = host.Services.GetRequiredService<DaemonRun>();

@@ -26,9 +26,10 @@ public static class DaemonHostBuilder
     /// <param name="server">Serves the VMs.</param>
     /// <param name="probe">How socket paths are examined (hides the sockets systemd passed).</param>
     /// <param name="notifier">The service manager's notification socket, or <see langword="null"/>.</param>
+    /// <param name="metrics">Where to serve the metrics (Prometheus text), or <see langword="null"/>.</param>
     /// <param name="app">The app's settings (logging, signals, shutdown timeout).</param>
     /// <returns>The host, not started.</returns>
-    public static IHost Build(DaemonConfig config, IVmServer server, IFileSystemProbe probe, SystemdNotifier? notifier, DaemonApp app)
+    public static IHost Build(DaemonConfig config, IVmServer server, IFileSystemProbe probe, SystemdNotifier? notifier, Metrics.MetricsAddress? metrics, DaemonApp app)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(server);
@@ -78,6 +79,12 @@ public static class DaemonHostBuilder
         {
             services.AddSingleton<IHostedService>(provider => new ControlService(
                 controlPath, vmServer.Registry, provider.GetRequiredService<ILogger<ControlServer>>()));
+        }
+
+        if (metrics is not null)
+        {
+            services.AddSingleton<IHostedService>(provider => new Metrics.MetricsService(
+                metrics, provider.GetRequiredService<ILogger<Metrics.MetricsEndpoint>>()));
         }
 
         return builder.Build();
