@@ -162,6 +162,21 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             return UnixListenerStartError.Failed;
         }
 
+        if (options.Passed is { } passed)
+        {
+            // Socket activation: the service manager bound it; never probe, bind or remove the path.
+            if (passed.SocketType != (nativeType == UnixNative.SockStream ? System.Net.Sockets.SocketType.Stream : System.Net.Sockets.SocketType.Seqpacket))
+            {
+                passed.Dispose();
+                return UnixListenerStartError.Failed;
+            }
+
+            listener = new HybridVsockListener(passed, options, default);
+            HybridVsockListener activated = listener;
+            listener._acceptLoop = Task.Run(activated.AcceptLoopAsync);
+            return UnixListenerStartError.None;
+        }
+
         // Probe (a live socket is refused, a stale one removed, a non-socket never touched), bind, listen.
         UnixSocketPath.Error error = UnixSocketPath.Listen(path, nativeType, options.Backlog, mode: null, out int fd, out UnixSocketPath.Identity identity, out errno);
         if (error != UnixSocketPath.Error.None)

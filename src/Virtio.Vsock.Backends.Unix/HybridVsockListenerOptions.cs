@@ -17,6 +17,13 @@ internal sealed class HybridVsockListenerOptions
     /// </summary>
     public required string Path { get; init; }
 
+    /// <summary>
+    /// A socket already bound to <see cref="Path"/> and listening, passed by a service manager (systemd socket
+    /// activation), used instead of binding one; the listener owns it from the start and never removes its file.
+    /// Its type must be <see cref="SocketType"/>. <see langword="null"/> (default): bind <see cref="Path"/>.
+    /// </summary>
+    public System.Net.Sockets.Socket? Passed { get; init; }
+
     /// <summary>The socket type: <see cref="VsockType.Stream"/> (default) or <see cref="VsockType.SeqPacket"/>.</summary>
     public VsockType SocketType { get; init; } = VsockType.Stream;
 

@@ -278,6 +278,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private HybridVsockListenerOptions ListenerOptions(string path, VsockType type) => new()
     {
         Path = path,
+        Passed = _options.PassedListener?.Invoke(path),
         SocketType = type,
         HandshakeTimeout = _options.HandshakeTimeout,
         ReadinessPoller = () => Volatile.Read(ref _host)?.FdPoller,

@@ -69,6 +69,14 @@ public sealed class UnixSocketBackendOptions
     /// </summary>
     public int MaxSeqPacketMessageSize { get; init; } = SeqPacketMessageReader.DefaultMaxMessageSize;
 
+    /// <summary>
+    /// Listening sockets a service manager passed (systemd socket activation): called with the stream path
+    /// (<see cref="UdsPath"/>) and the SEQPACKET path at start; a socket it returns (already bound to that path and
+    /// listening, of the matching type) is used instead of binding one, is owned by the backend from then on, and
+    /// its file is never removed. <see langword="null"/> (default), or a <see langword="null"/> result: bind the path.
+    /// </summary>
+    public Func<string, System.Net.Sockets.Socket?>? PassedListener { get; init; }
+
     /// <summary>Which connections pass (ports each way, host programs' uid/gid); <see langword="null"/> (default): all.</summary>
     public Access.VsockAccessRules? Access { get; init; }
 }

@@ -298,6 +298,7 @@ internal sealed partial class VsockConnection
         if (!_writeRequested && _endpoint is not null)
         {
             _writeRequested = true;
+            _writeRequestedSince = Environment.TickCount64;
             _endpoint.RequestWritable();
         }
     }

@@ -94,6 +94,7 @@ internal sealed partial class VsockConnection
                 // Out of the guest's credit. A Linux guest sends CREDIT_UPDATE by itself once its reader frees
                 // space, so ask only if no update ended the stall in time (see OnTimer).
                 _creditStalled = true;
+                _creditStalledSince = Environment.TickCount64;
                 _creditRequestsThisStall = 0;
                 Interlocked.Increment(ref _muxer.Metrics.CreditStallsField);
                 ConnectionLog.CreditStall(_muxer.Options.Logger, Key, PeerFree);

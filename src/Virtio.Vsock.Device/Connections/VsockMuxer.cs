@@ -268,6 +268,7 @@ internal sealed partial class VsockMuxer
         if (!connection.InRxQueue && connection.HasRxWork())
         {
             connection.InRxQueue = true;
+            connection.RxQueuedSince = Environment.TickCount64;
             _rxQueue.Enqueue(connection);
         }
     }

@@ -42,4 +42,10 @@ public sealed record VsockConnectionInfo
 
     /// <summary>What the connection waits on right now, if anything.</summary>
     public VsockStallReason Stall { get; init; }
+
+    /// <summary>
+    /// How long the connection has waited on <see cref="Stall"/>, in milliseconds (0 when not stalled): since the
+    /// guest's credit ran out, since the host socket was found full, or since the connection queued for RX buffers.
+    /// </summary>
+    public long StalledMs { get; init; }
 }

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Reflection;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using VhostUserVsock.Configuration;
 using VhostUserVsock.Control;
@@ -11,8 +13,8 @@ namespace VhostUserVsock.Cli;
 /// <summary>
 /// The whole daemon process: parses the command line, validates the configuration (each problem
 /// a single line on stderr and <see cref="ExitCodes.Usage"/>, no stack trace), sets up logging
-/// and signal handling, and runs the VMs on the <see cref="IVmServer"/> the factory returns
-/// through a <see cref="DaemonHost"/>.
+/// and signal handling, and runs the VMs on the <see cref="IVmServer"/> the factory returns on a
+/// <c>Microsoft.Extensions.Hosting</c> Generic Host (<see cref="DaemonHostBuilder"/>: each VM a hosted service).
 /// </summary>
 public sealed partial class DaemonApp
 {
@@ -59,8 +61,8 @@ public sealed partial class DaemonApp
     /// <summary>Whether SIGINT and SIGTERM stop the daemon gracefully (the real process: yes; in-process tests: no).</summary>
     public bool HandleSignals { get; init; }
 
-    /// <summary>Creates the logger factory for a level (default: <see cref="ConsoleLogging.Create"/>).</summary>
-    public Func<LogLevel, ILoggerFactory> CreateLoggerFactory { get; init; } = ConsoleLogging.Create;
+    /// <summary>Configures the host's logging for a level (default: <see cref="ConsoleLogging.Configure"/>).</summary>
+    public Action<ILoggingBuilder, LogLevel> ConfigureLogging { get; init; } = ConsoleLogging.Configure;
 
     /// <summary>How long VMs get to stop once asked.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -121,9 +123,11 @@ public sealed partial class DaemonApp
             : SocketActivation.None;
         IFileSystemProbe probe = activation.Paths.Count > 0 ? new ActivatedPathsProbe(Probe, activation) : Probe;
         DaemonConfig config;
+        Metrics.MetricsAddress? metrics;
         try
         {
             config = commandLine.ToConfig(parseResult);
+            metrics = commandLine.MetricsOf(parseResult);
             if (config.Source == ConfigSource.Defaults)
             {
                 commandLine.Defaults.EnsureDirectoryExists();
@@ -137,27 +141,68 @@ public sealed partial class DaemonApp
             return ExitCodes.Usage;
         }
 
-        using ILoggerFactory logs = CreateLoggerFactory(config.LogLevel);
-        ILogger logger = logs.CreateLogger<DaemonApp>();
-        foreach (string problem in activationProblems)
+        IVmServer server = _serverFactory(config, activation);
+        using SystemdNotifier? notifier = UseSystemd ? SystemdNotifier.Create(GetEnvironmentVariable("NOTIFY_SOCKET")) : null;
+        int exitCode;
+        using (IHost host = DaemonHostBuilder.Build(config, server, probe, notifier, metrics, this))
         {
-            LogActivationProblem(logger, problem);
+            var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+            var run = host.Services.GetRequiredService<DaemonRun>();
+            ILogger logger = host.Services.GetRequiredService<ILogger<DaemonApp>>();
+            foreach (string problem in activationProblems)
+            {
+                LogActivationProblem(logger, problem);
+            }
+
+            LogStarting(logger, Version(), Environment.ProcessId, config.Vms.Length, config.Source);
+            using CancellationTokenRegistration stopRegistration = stop.Register(lifetime.StopApplication);
+            try
+            {
+                await host.StartAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                // Asked to stop while starting (SIGTERM before every VM listened): a clean stop.
+            }
+            catch (Exception ex)
+            {
+                LogStartFailed(logger, ex);
+                run.Fail();
+            }
+
+            await host.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
+            bool allStopped = host.Services.GetServices<IHostedService>().OfType<VmService>().All(vm => vm.Stopped);
+            if (allStopped)
+            {
+                await DisposeServerAsync(server, run, logger).ConfigureAwait(false);
+            }
+
+            exitCode = run.ExitCode;
+            LogStopped(logger, exitCode);
         }
 
-        using SystemdNotifier? notifier = UseSystemd ? SystemdNotifier.Create(GetEnvironmentVariable("NOTIFY_SOCKET")) : null;
-        using var stopSource = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        using ShutdownSignals? signals = HandleSignals ? ShutdownSignals.Register(stopSource, logger) : null;
-        LogStarting(logger, Version(), Environment.ProcessId, config.Vms.Length, config.Source);
-        IVmServer server = _serverFactory(config, activation);
-        var host = new DaemonHost(config, server, logs, probe)
+        return exitCode;
+    }
+
+    private static async Task DisposeServerAsync(IVmServer server, DaemonRun run, ILogger logger)
+    {
+        try
         {
-            ShutdownTimeout = ShutdownTimeout,
-            Notify = notifier is null ? null : state => notifier.Notify(state),
-        };
-        await using ControlServer? control = config.Operations.ControlPath is { } controlPath && server is VsockVmServer vmServer
-            ? ControlServer.Start(controlPath, vmServer.Registry, logs.CreateLogger<ControlServer>())
-            : null;
-        return await host.RunAsync(stopSource.Token).ConfigureAwait(false);
+            switch (server)
+            {
+                case IAsyncDisposable asyncDisposable:
+                    await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+                    break;
+                case IDisposable disposable:
+                    disposable.Dispose();
+                    break;
+            }
+        }
+        catch (Exception ex)
+        {
+            LogDisposeFailed(logger, ex);
+            run.Fail();
+        }
     }
 
     private void WriteError(string message)
@@ -171,4 +216,13 @@ public sealed partial class DaemonApp
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "{Problem}")]
     private static partial void LogActivationProblem(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Starting failed; stopping the daemon")]
+    private static partial void LogStartFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Stopped (exit code {ExitCode})")]
+    private static partial void LogStopped(ILogger logger, int exitCode);
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Error, Message = "Disposing the VM server failed")]
+    private static partial void LogDisposeFailed(ILogger logger, Exception exception);
 }

@@ -92,6 +92,23 @@ public sealed class DaemonCommandLine
         return config with { Operations = operations };
     }
 
+    /// <summary>The <c>--metrics-listen</c> address, if given.</summary>
+    /// <param name="result">A parse result of <see cref="Command"/>.</param>
+    /// <returns>The address, or <see langword="null"/> when metrics are not served.</returns>
+    /// <exception cref="ConfigurationException">The address is malformed, or not loopback without <c>--metrics-allow-remote</c>.</exception>
+    public Metrics.MetricsAddress? MetricsOf(ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        bool allowRemote = result.GetValue(Options.MetricsAllowRemote);
+        if (!IsGiven(result, Options.MetricsListen))
+        {
+            return allowRemote ? throw new ConfigurationException("--metrics-allow-remote needs --metrics-listen") : null;
+        }
+
+        string? problem = Metrics.MetricsAddress.TryParse(result.GetValue(Options.MetricsListen) ?? string.Empty, allowRemote, out Metrics.MetricsAddress? address);
+        return problem is null ? address : throw new ConfigurationException($"--metrics-listen: {ConfigText.OneLine(problem)}");
+    }
+
     private OperationsConfig OperationsOf(ParseResult result, int vmCount)
     {
         var operations = new OperationsConfig();

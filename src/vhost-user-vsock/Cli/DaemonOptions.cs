@@ -127,6 +127,21 @@ public sealed class DaemonOptions
             + "PORTS is N or N-M. Refused attempts look like \"no listener\" and are logged at debug.",
     };
 
+    /// <summary><c>--metrics-listen ADDR</c>: Prometheus text endpoint.</summary>
+    public Option<string> MetricsListen { get; } = new("--metrics-listen")
+    {
+        HelpName = "ADDR",
+        Description = "Serve the VirtioVsock meter in Prometheus text format at http://ADDR/metrics; ADDR is\n"
+            + "HOST:PORT (e.g. " + Metrics.MetricsAddress.Default + ") or unix:/PATH (mode 0600). Loopback or a Unix\n"
+            + "socket only, unless --metrics-allow-remote.",
+    };
+
+    /// <summary><c>--metrics-allow-remote</c>: accept a non-loopback <c>--metrics-listen</c> address.</summary>
+    public Option<bool> MetricsAllowRemote { get; } = new("--metrics-allow-remote")
+    {
+        Description = "Allow --metrics-listen on an address other than loopback.",
+    };
+
     /// <summary><c>--forward-cid</c>: rust-vmm's vsock forwarding backend, recognised only to be refused clearly.</summary>
     public Option<string> ForwardCid { get; } = new("--forward-cid") { Hidden = true };
 
@@ -146,5 +161,5 @@ public sealed class DaemonOptions
 
     /// <summary>Every option, in help order.</summary>
     public IReadOnlyList<Option> All =>
-        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, Control, Allow, ForwardCid, ForwardListen];
+        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, Control, Allow, MetricsListen, MetricsAllowRemote, ForwardCid, ForwardListen];
 }

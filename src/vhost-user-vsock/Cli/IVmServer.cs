@@ -10,7 +10,7 @@ namespace VhostUserVsock.Cli;
 /// communication, can live in it) and calls <see cref="RunAsync(VmConfig, ILoggerFactory, CancellationToken)"/> once per VM, concurrently.
 /// </summary>
 /// <remarks>
-/// Contract, as <see cref="DaemonHost"/> relies on it:
+/// Contract, as the daemon's hosted services (<see cref="Hosting.VmService"/>) rely on it:
 /// <list type="bullet">
 /// <item>When <see cref="RunAsync(VmConfig, ILoggerFactory, CancellationToken)"/> is called the configuration is valid and both socket paths
 /// are free (stale sockets already removed); the server binds <see cref="VmConfig.SocketPath"/>

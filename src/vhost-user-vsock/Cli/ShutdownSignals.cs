@@ -4,18 +4,18 @@ using Microsoft.Extensions.Logging;
 namespace VhostUserVsock.Cli;
 
 /// <summary>
-/// Turns SIGINT and SIGTERM into a graceful stop: the first one cancels the daemon's token (and
+/// Turns SIGINT and SIGTERM into a graceful stop: the first one asks the daemon to stop (and
 /// keeps the process alive so the VMs can stop and the sockets be removed); a second one
 /// terminates the process at once, as without a handler.
 /// </summary>
 public sealed partial class ShutdownSignals : IDisposable
 {
-    private readonly CancellationTokenSource _stop;
+    private readonly Action _stop;
     private readonly ILogger _logger;
     private readonly PosixSignalRegistration[] _registrations;
     private int _received;
 
-    private ShutdownSignals(CancellationTokenSource stop, ILogger logger)
+    private ShutdownSignals(Action stop, ILogger logger)
     {
         _stop = stop;
         _logger = logger;
@@ -27,10 +27,10 @@ public sealed partial class ShutdownSignals : IDisposable
     }
 
     /// <summary>Starts handling SIGINT and SIGTERM.</summary>
-    /// <param name="stop">Cancelled on the first signal.</param>
+    /// <param name="stop">Called on the first signal (the host's <c>StopApplication</c>).</param>
     /// <param name="logger">Where to log the signal.</param>
     /// <returns>The registration; dispose it to restore the default handling.</returns>
-    public static ShutdownSignals Register(CancellationTokenSource stop, ILogger logger)
+    public static ShutdownSignals Register(Action stop, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(stop);
         ArgumentNullException.ThrowIfNull(logger);
@@ -57,14 +57,7 @@ public sealed partial class ShutdownSignals : IDisposable
 
         context.Cancel = true;
         LogStopping(_logger, context.Signal);
-        try
-        {
-            _stop.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already stopping.
-        }
+        _stop();
     }
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "{Signal} received: stopping (send it again to exit at once)")]

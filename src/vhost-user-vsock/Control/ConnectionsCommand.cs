@@ -17,7 +17,7 @@ public sealed class ConnectionsCommand
     /// <summary>Creates the subcommand.</summary>
     public ConnectionsCommand()
     {
-        Command = new Command("connections", "Print a running daemon's connections (state, bytes, credit, stall reason) from its control socket.")
+        Command = new Command("connections", "Print a running daemon's connections (state, bytes, credit, stall reason and duration) from its control socket.")
         {
             Control, Cid, Json,
         };
@@ -91,12 +91,13 @@ public sealed class ConnectionsCommand
                 continue;
             }
 
-            string[] header = ["TYPE", "STATE", "HOST PORT", "GUEST PORT", "FROM GUEST", "TO GUEST", "BUFFERED", "OUR CREDIT", "PEER CREDIT", "STALLED ON"];
+            string[] header = ["TYPE", "STATE", "HOST PORT", "GUEST PORT", "FROM GUEST", "TO GUEST", "BUFFERED", "OUR CREDIT", "PEER CREDIT", "STALLED ON", "FOR (MS)"];
             var rows = new List<string[]> { header };
             rows.AddRange(connections.Select(c => new[]
             {
                 c.Type.ToString(), c.State, Number(c.HostPort), Number(c.GuestPort), Number(c.BytesFromGuest), Number(c.BytesToGuest),
                 Number(c.BufferedToHost), Number(c.OurCredit), Number(c.PeerCredit), Stall(c.Stall),
+                c.Stall == VsockStallReason.None ? "-" : c.StalledMs.ToString(CultureInfo.InvariantCulture),
             }));
             int[] widths = [.. Enumerable.Range(0, header.Length).Select(i => rows.Max(r => r[i].Length))];
             foreach (string[] row in rows)

@@ -54,7 +54,8 @@ public sealed partial class VsockVmServer : IVmServer
     /// <summary>The running VMs, for the control socket.</summary>
     public VmRegistry Registry { get; } = new();
 
-    /// <summary>The sockets systemd passed (socket activation); a VM whose vhost-user socket is among them uses it.</summary>
+    /// <summary>The sockets systemd passed (socket activation); a VM whose vhost-user socket, host-side socket
+    /// (<c>uds-path</c>) or host-side SEQPACKET socket (<c>uds-path.seqpacket</c>) is among them uses it.</summary>
     public SocketActivation Activation { get; init; } = SocketActivation.None;
 
     /// <inheritdoc/>
@@ -73,6 +74,7 @@ public sealed partial class VsockVmServer : IVmServer
             UdsPath = vm.UdsPath,
             Logger = logs.CreateLogger<UnixSocketBackend>(),
             Access = _config?.AccessOf(vm).ForHostSide(),
+            PassedListener = path => TakeActivated(path, vm.GuestCid, logger),
         };
         await using var hostSide = new UnixSocketBackend(backendOptions);
         var adapter = new VhostUserVsockBackend(checked((ushort)vm.QueueSize));
@@ -135,6 +137,20 @@ public sealed partial class VsockVmServer : IVmServer
         await server.StopAsync().ConfigureAwait(false);
         device.Reset();
     }
+
+    private Socket? TakeActivated(string path, ulong guestCid, ILogger logger)
+    {
+        Socket? socket = Activation.Take(path);
+        if (socket is not null)
+        {
+            LogActivatedHostSide(logger, guestCid, path);
+        }
+
+        return socket;
+    }
+
+    [LoggerMessage(EventId = 44, Level = LogLevel.Information, Message = "VM {GuestCid}: host-side socket {Path} passed by systemd (socket activation); its file is left to systemd")]
+    private static partial void LogActivatedHostSide(ILogger logger, ulong guestCid, string path);
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "VM {GuestCid}: serving vhost-user on {SocketPath}, host connections on {UdsPath}")]
     private static partial void LogServing(ILogger logger, ulong guestCid, string socketPath, string udsPath);

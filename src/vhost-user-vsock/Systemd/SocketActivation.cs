@@ -42,7 +42,7 @@ public sealed class SocketActivation : IDisposable
     public IReadOnlyList<string> Names { get; }
 
     /// <summary>
-    /// Reads the protocol's variables. Descriptors that are not Unix stream listening sockets bound to a path are
+    /// Reads the protocol's variables. Descriptors that are not Unix stream (or seqpacket) listening sockets bound to a path are
     /// closed and ignored (an error line each in <paramref name="problems"/>).
     /// </summary>
     /// <param name="environment">Reads a variable (<see cref="Environment.GetEnvironmentVariable(string)"/>).</param>
@@ -69,7 +69,7 @@ public sealed class SocketActivation : IDisposable
             string? path = null;
             try
             {
-                if (socket.SocketType == SocketType.Stream && socket.AddressFamily == AddressFamily.Unix
+                if (socket.SocketType is SocketType.Stream or SocketType.Seqpacket && socket.AddressFamily == AddressFamily.Unix
                     && socket.LocalEndPoint is UnixDomainSocketEndPoint endPoint)
                 {
                     path = endPoint.ToString();
@@ -82,7 +82,7 @@ public sealed class SocketActivation : IDisposable
 
             if (string.IsNullOrEmpty(path) || path[0] == '\0' || path[0] == '@' || byPath.ContainsKey(Path.GetFullPath(path)))
             {
-                problems.Add($"socket activation: descriptor {fd} ({(i < names.Length ? names[i] : "unnamed")}) is not a Unix stream socket bound to a path of its own; ignored");
+                problems.Add($"socket activation: descriptor {fd} ({(i < names.Length ? names[i] : "unnamed")}) is not a Unix stream or seqpacket socket bound to a path of its own; ignored");
                 socket.Dispose();
                 continue;
             }

@@ -66,15 +66,27 @@ public sealed class ControlSocketTests
                 {
                     Type = VsockType.Stream, State = "Established", HostPort = 1234, GuestCid = 3, GuestPort = 5000,
                     BytesFromGuest = 300000, BytesToGuest = 10, BufferedToHost = 65536, OurCredit = 0, PeerCredit = 262144,
-                    PeerBufAlloc = 262144, Stall = VsockStallReason.HostSocket,
+                    PeerBufAlloc = 262144, Stall = VsockStallReason.HostSocket, StalledMs = 1520,
+                },
+                new VsockConnectionInfo
+                {
+                    Type = VsockType.SeqPacket, State = "Established", HostPort = 1235, GuestCid = 3, GuestPort = 5001,
+                    OurCredit = 65536, PeerCredit = 0, PeerBufAlloc = 4096, Stall = VsockStallReason.PeerCredit, StalledMs = 7,
+                },
+                new VsockConnectionInfo
+                {
+                    Type = VsockType.Stream, State = "Established", HostPort = 1236, GuestCid = 3, GuestPort = 5002,
+                    OurCredit = 65536, PeerCredit = 4096, PeerBufAlloc = 4096,
                 },
             ],
         };
 
         Assert.Equal(
-            "VM 3: 1 connection(s), 0 with siblings, 12 RX buffer(s) available\n"
-            + "  TYPE    STATE        HOST PORT  GUEST PORT  FROM GUEST  TO GUEST  BUFFERED  OUR CREDIT  PEER CREDIT  STALLED ON\n"
-            + "  Stream  Established  1234       5000        300000      10        65536     0           262144       host socket\n",
+            "VM 3: 3 connection(s), 0 with siblings, 12 RX buffer(s) available\n"
+            + "  TYPE       STATE        HOST PORT  GUEST PORT  FROM GUEST  TO GUEST  BUFFERED  OUR CREDIT  PEER CREDIT  STALLED ON   FOR (MS)\n"
+            + "  Stream     Established  1234       5000        300000      10        65536     0           262144       host socket  1520\n"
+            + "  SeqPacket  Established  1235       5001        0           0         0         65536       0            peer credit  7\n"
+            + "  Stream     Established  1236       5002        0           0         0         65536       4096         -            -\n",
             ConnectionsCommand.Table([vm]));
     }
 

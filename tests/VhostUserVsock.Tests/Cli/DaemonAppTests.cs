@@ -1,4 +1,4 @@
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
 
@@ -17,7 +17,7 @@ public sealed class DaemonAppTests : IDisposable
         Output = _output,
         Error = _error,
         Defaults = DefaultPaths.FromRuntimeDirectory(_dir.Path),
-        CreateLoggerFactory = _ => NullLoggerFactory.Instance,
+        ConfigureLogging = (logging, _) => logging.ClearProviders(),
         ShutdownTimeout = TimeSpan.FromSeconds(20),
     };
 
@@ -38,6 +38,10 @@ public sealed class DaemonAppTests : IDisposable
         { "--tx-buffer-size: tx buffer size 0 is out of range; it is 4096 to 16777216 bytes (4 KiB to 16 MiB)", ["--tx-buffer-size", "0", "--socket", "/a", "--uds-path", "/b"] },
         { "--log-level 'chatty' is not a level; use one of trace|debug|information|warning|error|critical|none", ["--log-level", "chatty"] },
         { "--config: cannot read '/nonexistent/vms.yaml': no such file", ["--config", "/nonexistent/vms.yaml"] },
+        { "--metrics-listen: '0.0.0.0:9464' is not a loopback address; metrics are served on loopback or a Unix socket unless --metrics-allow-remote is given", ["--metrics-listen", "0.0.0.0:9464"] },
+        { "--metrics-listen: '127.0.0.1' is not HOST:PORT (an IP address and a port, e.g. 127.0.0.1:9464) or unix:/PATH", ["--metrics-listen", "127.0.0.1"] },
+        { "--metrics-listen: 'unix:rel.sock': a unix: address needs an absolute path shorter than 108 bytes", ["--metrics-listen", "unix:rel.sock"] },
+        { "--metrics-allow-remote needs --metrics-listen", ["--metrics-allow-remote"] },
         { "VM 1: socket path '/nonexistent/dir/s.sock': directory '/nonexistent/dir' does not exist", ["--socket", "/nonexistent/dir/s.sock", "--uds-path", "/tmp/vuvcli-unused.sock"] },
     };
 

@@ -46,4 +46,28 @@ public sealed class DaemonProcessTests
         Assert.Contains($"vhost-user socket {socket}", daemon.Stderr, StringComparison.Ordinal);
         Assert.Contains("SIGTERM received", daemon.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact(Timeout = 90_000)]
+    public async Task Log_levels_per_category_come_from_the_hosts_environment_configuration()
+    {
+        using var dir = new TempDirectory();
+        string socket = dir.File("vhost.sock");
+        string uds = dir.File("vm.vsock");
+        using var notify = new NotifySocket(dir.File("notify"));
+        using DaemonProcess daemon = DaemonProcess.Start(
+            ["--socket", socket, "--uds-path", uds, "--log-level", "information"],
+            new Dictionary<string, string?>
+            {
+                ["NOTIFY_SOCKET"] = notify.Path,
+                ["VHOST_USER_VSOCK_Logging__LogLevel__Vhost.User"] = "Warning",
+            });
+
+        Assert.StartsWith("READY=1\n", await notify.ReceiveAsync(ExitTimeout, () => daemon.Stderr), StringComparison.Ordinal);
+        PosixSignals.Send(daemon.Id, PosixSignals.SIGTERM);
+        int exitCode = await daemon.WaitForExitAsync(ExitTimeout);
+
+        Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
+        Assert.Contains("VhostUserVsock.Hosting.VmService", daemon.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Vhost.User.VhostUserServer", daemon.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -91,6 +91,65 @@ public sealed partial class SystemdTests
         Assert.False(File.Exists(uds), "the host-side socket was not removed");
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task A_passed_host_side_socket_is_served_and_left_to_systemd()
+    {
+        const string activate = "/usr/bin/systemd-socket-activate";
+        Assert.True(File.Exists(activate), "systemd-socket-activate is missing: run scripts/install-test-deps.sh (Debian package systemd)");
+        using var dir = new TempDirectory();
+        string socket = dir.File("vhost.sock");
+        string uds = dir.File("vm.vsock");
+        using var notify = new NotifySocket(dir.File("notify"));
+        using DaemonProcess daemon = DaemonProcess.Start(
+            ["--socket", socket, "--uds-path", uds, "--log-level", "debug"],
+            new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = notify.Path },
+            [activate, "-l", socket, "-l", uds, "-E", "NOTIFY_SOCKET"]);
+
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!File.Exists(socket) || !File.Exists(uds))
+        {
+            Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
+            Assert.True(waited.Elapsed < Timeout, $"no sockets after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by Timeout
+        }
+
+        // A host program connects first (this wakes the daemon) and asks for a guest port: its connection waits in
+        // the passed socket's backlog until the daemon accepts it there. With no guest attached the daemon refuses
+        // (closes without "OK"); a socket the daemon did not take would leave it waiting forever.
+        using var host = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        host.Connect(new UnixDomainSocketEndPoint(uds));
+        host.Send("CONNECT 1234\n"u8);
+        string ready = await notify.ReceiveAsync(Timeout, () => $"stderr:\n{daemon.Stderr}");
+        Assert.StartsWith("READY=1\n", ready, StringComparison.Ordinal);
+        Assert.Contains($"host-side socket {uds} passed by systemd", daemon.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"vhost-user socket {socket} passed by systemd", daemon.Stderr, StringComparison.Ordinal);
+        using (var answered = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken))
+        {
+            answered.CancelAfter(Timeout);
+            byte[] reply = new byte[64];
+            int n;
+            try
+            {
+                n = await host.ReceiveAsync(reply, SocketFlags.None, answered.Token);
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
+            {
+                n = 0;
+            }
+
+            Assert.True(n == 0, $"expected the refusal (end of stream), got {System.Text.Encoding.ASCII.GetString(reply, 0, n)}; stderr:\n{daemon.Stderr}");
+        }
+
+        Match pid = DaemonPid().Match(daemon.Stderr);
+        Assert.True(pid.Success, $"stderr:\n{daemon.Stderr}");
+        PosixSignals.Send(int.Parse(pid.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), PosixSignals.SIGTERM);
+        int exitCode = await daemon.WaitForExitAsync(Timeout);
+        Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
+        Assert.True(File.Exists(socket), "the activated vhost-user socket's file belongs to systemd and must stay");
+        Assert.True(File.Exists(uds), "the activated host-side socket's file belongs to systemd and must stay");
+        Assert.False(File.Exists(uds + ".seqpacket"), "the daemon's own SEQPACKET socket was not removed");
+    }
+
     [Fact]
     public void Listen_fds_for_another_process_are_ignored()
     {

@@ -70,6 +70,7 @@ public sealed class VsockMeterTests
         using Socket host = await accepted;
 
         // The host program never reads: its socket buffer fills, then the device's buffer for the connection.
+        var sinceSending = System.Diagnostics.Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Token);
         Task sending = Task.Run(async () =>
         {
@@ -93,6 +94,16 @@ public sealed class VsockMeterTests
         Assert.Equal(guest.LocalPort, info.GuestPort);
         Assert.Equal(h.DeviceOptions.BufferSize - info.BufferedToHost, info.OurCredit);
         Assert.True(MeterReader.Collect(cid)["vsock.buffered_bytes"] > 0);
+
+        // The stall's duration counts from when the host socket was found full: it grows while the stall lasts and
+        // never exceeds the time since the guest started sending.
+        long first = info.StalledMs;
+        Assert.True(await UnixTestSockets.EventuallyAsync(() =>
+        {
+            info = h.Device.SnapshotAsync().WaitAsync(TimeSpan.FromSeconds(5)).GetAwaiter().GetResult().Connections.SingleOrDefault();
+            return info is { Stall: VsockStallReason.HostSocket } && info.StalledMs >= first + 200;
+        }, 20_000), $"last seen: {info}");
+        Assert.True(info!.StalledMs <= sinceSending.ElapsedMilliseconds, $"stalled {info.StalledMs} ms, sending for {sinceSending.ElapsedMilliseconds} ms");
 
         await stop.CancelAsync();
         guest.Abort();
