@@ -103,7 +103,7 @@ internal sealed class HostConnectRequest : IDisposable
         Volatile.Write(ref _state, Closed);
         Socket.Dispose();
         // A partial send of 14 bytes to a fresh socket cannot really happen; treat it as would-block.
-        return sent.IsOk ? UnixIoResult.Failure(UnixIoStatus.WouldBlock, UnixNative.EAGAIN) : sent;
+        return sent.IsOk ? UnixIoResult.Failure(UnixIoStatus.WouldBlock, Interop.Errors.EAGAIN) : sent;
     }
 
     /// <summary>The guest refused (RST) or did not answer: closes the socket without a reply.</summary>

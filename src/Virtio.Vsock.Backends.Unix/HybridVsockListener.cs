@@ -143,8 +143,8 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Backlog, 0, nameof(options));
         int nativeType = options.SocketType switch
         {
-            VsockType.Stream => UnixNative.SockStream,
-            VsockType.SeqPacket => UnixNative.SockSeqPacket,
+            VsockType.Stream => Interop.Sys.SockStream,
+            VsockType.SeqPacket => Interop.Sys.SockSeqPacket,
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.SocketType, "Unknown socket type."),
         };
 
@@ -156,16 +156,16 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             return UnixListenerStartError.InvalidPath;
         }
 
-        if (!UnixNative.IsSupported)
+        if (!Interop.IsSupported)
         {
-            errno = UnixNative.ENOSYS;
+            errno = Interop.Errors.ENOSYS;
             return UnixListenerStartError.Failed;
         }
 
         if (options.Passed is { } passed)
         {
             // Socket activation: the service manager bound it; never probe, bind or remove the path.
-            if (passed.SocketType != (nativeType == UnixNative.SockStream ? System.Net.Sockets.SocketType.Stream : System.Net.Sockets.SocketType.Seqpacket))
+            if (passed.SocketType != (nativeType == Interop.Sys.SockStream ? System.Net.Sockets.SocketType.Stream : System.Net.Sockets.SocketType.Seqpacket))
             {
                 passed.Dispose();
                 return UnixListenerStartError.Failed;
@@ -198,7 +198,7 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         }
         catch (SocketException e)
         {
-            UnixNative.Close(fd);
+            Interop.Sys.Close(fd);
             UnixSocketPath.RemoveIfOurs(path, identity);
             errno = e.NativeErrorCode;
             return UnixListenerStartError.Failed;

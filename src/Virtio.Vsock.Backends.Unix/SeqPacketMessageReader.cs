@@ -66,7 +66,7 @@ internal sealed class SeqPacketMessageReader : IDisposable
         int length = peek.MessageLength;
         if (length > MaxMessageSize)
         {
-            return new UnixIoResult(UnixIoStatus.MessageTooLarge, 0, length, false, UnixNative.EMSGSIZE);
+            return new UnixIoResult(UnixIoStatus.MessageTooLarge, 0, length, false, Interop.Errors.EMSGSIZE);
         }
 
         if (length <= destination.Length)
@@ -75,7 +75,7 @@ internal sealed class SeqPacketMessageReader : IDisposable
             if (direct.IsOk && direct.Truncated)
             {
                 // Only one reader per socket, so the peeked message cannot have changed; be safe anyway.
-                return new UnixIoResult(UnixIoStatus.MessageTooLarge, 0, direct.MessageLength, true, UnixNative.EMSGSIZE);
+                return new UnixIoResult(UnixIoStatus.MessageTooLarge, 0, direct.MessageLength, true, Interop.Errors.EMSGSIZE);
             }
 
             endOfMessage = direct.IsOk;
@@ -93,7 +93,7 @@ internal sealed class SeqPacketMessageReader : IDisposable
         {
             ArrayPool<byte>.Shared.Return(stage);
             return staged.IsOk
-                ? new UnixIoResult(UnixIoStatus.MessageTooLarge, 0, staged.MessageLength, true, UnixNative.EMSGSIZE)
+                ? new UnixIoResult(UnixIoStatus.MessageTooLarge, 0, staged.MessageLength, true, Interop.Errors.EMSGSIZE)
                 : staged;
         }
 

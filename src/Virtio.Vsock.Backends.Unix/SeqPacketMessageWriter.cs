@@ -53,7 +53,7 @@ internal sealed class SeqPacketMessageWriter : IDisposable
     {
         if ((long)_length + data.Length > MaxMessageSize)
         {
-            return UnixIoResult.Failure(UnixIoStatus.MessageTooLarge, UnixNative.EMSGSIZE);
+            return UnixIoResult.Failure(UnixIoStatus.MessageTooLarge, Interop.Errors.EMSGSIZE);
         }
 
         if (!endOfMessage)

@@ -82,11 +82,11 @@ internal readonly struct UnixIoResult : IEquatable<UnixIoResult>
     public static UnixIoResult FromErrno(int errno) => Failure(
         errno switch
         {
-            UnixNative.EAGAIN => UnixIoStatus.WouldBlock,
-            UnixNative.ECONNRESET => UnixIoStatus.Reset,
-            UnixNative.EPIPE => UnixIoStatus.PeerClosed,
-            UnixNative.EMSGSIZE => UnixIoStatus.MessageTooLarge,
-            UnixNative.EBADF => UnixIoStatus.SocketClosed,
+            Interop.Errors.EAGAIN => UnixIoStatus.WouldBlock,
+            Interop.Errors.ECONNRESET => UnixIoStatus.Reset,
+            Interop.Errors.EPIPE => UnixIoStatus.PeerClosed,
+            Interop.Errors.EMSGSIZE => UnixIoStatus.MessageTooLarge,
+            Interop.Errors.EBADF => UnixIoStatus.SocketClosed,
             _ => UnixIoStatus.Error,
         },
         errno);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Net.Sockets;
 using System.Text;
 using Virtio.Vsock;
@@ -28,7 +29,7 @@ internal sealed class UnixPortConnector
     public static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(1);
 
     private const int MaxBackoffMilliseconds = 50;
-    private const int AddressBufferLength = 2 + UnixNative.SunPathLength;
+    private const int AddressBufferLength = 2 + Interop.Sys.SockaddrUn.MaxPathBytes + 1;
 
     private readonly byte[] _prefix;
 
@@ -77,15 +78,15 @@ internal sealed class UnixPortConnector
     {
         if (!TryGetSocketType(type, out int socketType))
         {
-            return new UnixConnectResult(UnixConnectStatus.Failed, null, UnixNative.EPROTOTYPE);
+            return new UnixConnectResult(UnixConnectStatus.Failed, null, Interop.Errors.EPROTOTYPE);
         }
 
         Span<byte> address = stackalloc byte[AddressBufferLength];
         int length = BuildAddress(port, address);
-        int error = UnixNative.TryConnect(socketType, address[..length], out int fd);
-        if (error == UnixNative.EAGAIN)
+        int error = TryConnect(socketType, address[..length], out int fd);
+        if (error == Interop.Errors.EAGAIN)
         {
-            UnixNative.Close(fd);
+            Interop.Sys.Close(fd);
         }
 
         return Finish(error, fd);
@@ -108,14 +109,14 @@ internal sealed class UnixPortConnector
 
         if (!TryGetSocketType(type, out int socketType))
         {
-            return new ValueTask<UnixConnectResult>(new UnixConnectResult(UnixConnectStatus.Failed, null, UnixNative.EPROTOTYPE));
+            return new ValueTask<UnixConnectResult>(new UnixConnectResult(UnixConnectStatus.Failed, null, Interop.Errors.EPROTOTYPE));
         }
 
         long start = Environment.TickCount64;
         Span<byte> address = stackalloc byte[AddressBufferLength];
         int length = BuildAddress(port, address);
-        int error = UnixNative.TryConnect(socketType, address[..length], out int fd);
-        if (error != UnixNative.EAGAIN)
+        int error = TryConnect(socketType, address[..length], out int fd);
+        if (error != Interop.Errors.EAGAIN)
         {
             return new ValueTask<UnixConnectResult>(Finish(error, fd));
         }
@@ -147,14 +148,14 @@ internal sealed class UnixPortConnector
                 }
 
                 backoff = Math.Min(backoff * 2, MaxBackoffMilliseconds);
-                int error = UnixNative.RetryConnect(fd, address);
-                if (error != UnixNative.EAGAIN)
+                int error = RetryConnect(fd, address);
+                if (error != Interop.Errors.EAGAIN)
                 {
                     int owned = fd;
                     fd = -1;
                     if (error != 0)
                     {
-                        UnixNative.Close(owned);
+                        Interop.Sys.Close(owned);
                     }
 
                     return Finish(error, owned);
@@ -165,7 +166,7 @@ internal sealed class UnixPortConnector
         {
             if (fd >= 0)
             {
-                UnixNative.Close(fd);
+                Interop.Sys.Close(fd);
             }
         }
     }
@@ -174,18 +175,18 @@ internal sealed class UnixPortConnector
     {
         Span<byte> digits = stackalloc byte[10];
         port.TryFormat(digits, out int written, default, System.Globalization.CultureInfo.InvariantCulture);
-        return UnixNative.BuildSockAddr(_prefix, digits[..written], address);
+        return BuildSockAddr(_prefix, digits[..written], address);
     }
 
     private static bool TryGetSocketType(VsockType type, out int socketType)
     {
         socketType = type switch
         {
-            VsockType.Stream => UnixNative.SockStream,
-            VsockType.SeqPacket => UnixNative.SockSeqPacket,
+            VsockType.Stream => Interop.Sys.SockStream,
+            VsockType.SeqPacket => Interop.Sys.SockSeqPacket,
             _ => 0,
         };
-        return socketType != 0 && UnixNative.IsSupported;
+        return socketType != 0 && Interop.IsSupported;
     }
 
     /// <summary>
@@ -204,20 +205,80 @@ internal sealed class UnixPortConnector
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or ArgumentException)
             {
-                UnixNative.Close(fd);
+                Interop.Sys.Close(fd);
                 return new UnixConnectResult(UnixConnectStatus.Failed, null, (e as SocketException)?.NativeErrorCode ?? 0);
             }
         }
 
         UnixConnectStatus status = error switch
         {
-            UnixNative.ENOENT => UnixConnectStatus.NotFound,
-            UnixNative.ECONNREFUSED => UnixConnectStatus.Refused,
-            UnixNative.EPROTOTYPE => UnixConnectStatus.WrongType,
-            UnixNative.EAGAIN => UnixConnectStatus.Busy,
-            UnixNative.EACCES => UnixConnectStatus.AccessDenied,
+            Interop.Errors.ENOENT => UnixConnectStatus.NotFound,
+            Interop.Errors.ECONNREFUSED => UnixConnectStatus.Refused,
+            Interop.Errors.EPROTOTYPE => UnixConnectStatus.WrongType,
+            Interop.Errors.EAGAIN => UnixConnectStatus.Busy,
+            Interop.Errors.EACCES => UnixConnectStatus.AccessDenied,
             _ => UnixConnectStatus.Failed,
         };
         return new UnixConnectResult(status, null, error);
+    }
+
+    /// <summary>Writes <c>struct sockaddr_un</c> for <paramref name="utf8Path"/> + <paramref name="suffix"/> into <paramref name="destination"/>.</summary>
+    /// <returns>The address length, or 0 when the path is empty or does not fit.</returns>
+    private static int BuildSockAddr(ReadOnlySpan<byte> utf8Path, ReadOnlySpan<byte> suffix, Span<byte> destination)
+    {
+        int pathLength = utf8Path.Length + suffix.Length;
+        if (pathLength == 0 || pathLength > Interop.Sys.SockaddrUn.MaxPathBytes || destination.Length < AddressBufferLength)
+        {
+            return 0;
+        }
+
+        destination[0] = Interop.Sys.AfUnix;
+        destination[1] = 0;
+        utf8Path.CopyTo(destination[2..]);
+        suffix.CopyTo(destination[(2 + utf8Path.Length)..]);
+        destination[2 + pathLength] = 0;
+        return 2 + pathLength + 1;
+    }
+
+    /// <summary>A non-blocking socket of <paramref name="socketType"/> connecting to <paramref name="address"/>.</summary>
+    /// <returns>0 (connected) or EAGAIN (backlog full: <paramref name="fd"/> is open, retry), or the errno (nothing open).</returns>
+    private static int TryConnect(int socketType, ReadOnlySpan<byte> address, out int fd)
+    {
+        fd = Interop.Sys.Socket(Interop.Sys.AfUnix, socketType | Interop.Sys.SockNonBlock | Interop.Sys.SockCloexec, 0);
+        if (fd < 0)
+        {
+            return Marshal.GetLastPInvokeError();
+        }
+
+        int error = RetryConnect(fd, address);
+        if (error != 0 && error != Interop.Errors.EAGAIN)
+        {
+            Interop.Sys.Close(fd);
+            fd = -1;
+        }
+
+        return error;
+    }
+
+    /// <summary><c>connect</c>, repeated on EINTR.</summary>
+    /// <returns>0, or the errno.</returns>
+    private static unsafe int RetryConnect(int fd, ReadOnlySpan<byte> address)
+    {
+        fixed (byte* p = address)
+        {
+            while (true)
+            {
+                if (Interop.Sys.Connect(fd, (Interop.Sys.SockaddrUn*)p, (uint)address.Length) == 0)
+                {
+                    return 0;
+                }
+
+                int error = Marshal.GetLastPInvokeError();
+                if (error != Interop.Errors.EINTR)
+                {
+                    return error;
+                }
+            }
+        }
     }
 }

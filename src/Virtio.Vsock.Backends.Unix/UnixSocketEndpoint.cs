@@ -621,7 +621,7 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
         try
         {
             handle.DangerousAddRef(ref added);
-            return (UnixNative.PollNow(handle.DangerousGetHandle()) & UnixNative.PollHup) != 0;
+            return (PollNow((int)handle.DangerousGetHandle()) & Interop.Sys.PollHup) != 0;
         }
         catch (ObjectDisposedException)
         {
@@ -634,5 +634,19 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
                 handle.DangerousRelease();
             }
         }
+    }
+
+    /// <summary>The socket's poll flags right now (a zero-timeout <c>poll</c>), or 0.</summary>
+    private static unsafe short PollNow(int fd)
+    {
+        Interop.Sys.PollFd entry = new() { Fd = fd, Events = Interop.Sys.PollIn };
+        int rc;
+        do
+        {
+            rc = Interop.Sys.Poll(&entry, 1, 0);
+        }
+        while (rc < 0 && Marshal.GetLastPInvokeError() == Interop.Errors.EINTR);
+
+        return rc > 0 ? entry.ReturnedEvents : (short)0;
     }
 }

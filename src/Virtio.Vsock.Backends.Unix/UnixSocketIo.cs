@@ -45,7 +45,6 @@ internal static class UnixSocketIo
     // CMSG_SPACE(sizeof(struct ucred)): room for the credentials and nothing else, so a peer's
     // SCM_RIGHTS never fits (the kernel then discards those descriptors instead of installing them).
     private const int ControlLength = 32;
-    private const int ScmRights = 1;
 
     /// <summary>
     /// Prepares a connected socket for the data path: non-blocking mode, and for SOCK_SEQPACKET
@@ -56,9 +55,9 @@ internal static class UnixSocketIo
     public static unsafe UnixIoResult ConfigureForDataPath(Socket socket)
     {
         ArgumentNullException.ThrowIfNull(socket);
-        if (!UnixNative.IsSupported)
+        if (!Interop.IsSupported)
         {
-            return UnixIoResult.Failure(UnixIoStatus.Error, UnixNative.ENOSYS);
+            return UnixIoResult.Failure(UnixIoStatus.Error, Interop.Errors.ENOSYS);
         }
 
         try
@@ -67,7 +66,7 @@ internal static class UnixSocketIo
             if (socket.SocketType == SocketType.Seqpacket)
             {
                 int one = 1;
-                socket.SetRawSocketOption(UnixNative.SolSocket, UnixNative.SoPassCred, new ReadOnlySpan<byte>(&one, sizeof(int)));
+                socket.SetRawSocketOption(Interop.Sys.SolSocket, Interop.Sys.SoPassCred, new ReadOnlySpan<byte>(&one, sizeof(int)));
             }
 
             return UnixIoResult.Success(0);
@@ -78,7 +77,7 @@ internal static class UnixSocketIo
         }
         catch (SocketException e)
         {
-            return UnixIoResult.FromErrno(e.NativeErrorCode is > 0 and < 4096 ? e.NativeErrorCode : UnixNative.EINVAL);
+            return UnixIoResult.FromErrno(e.NativeErrorCode is > 0 and < 4096 ? e.NativeErrorCode : Interop.Errors.EINVAL);
         }
     }
 
@@ -98,7 +97,7 @@ internal static class UnixSocketIo
 
         fixed (byte* p = destination)
         {
-            UnixNative.IoVec iov = new() { Base = p, Length = (nuint)destination.Length };
+            Interop.Sys.IoVec iov = new() { Base = p, Length = (nuint)destination.Length };
             return ReceiveCore(socket, &iov, 1, peek: false, message: false);
         }
     }
@@ -113,10 +112,10 @@ internal static class UnixSocketIo
     {
         if (destination.Length > MaxSegments)
         {
-            return UnixIoResult.Failure(UnixIoStatus.Error, UnixNative.EINVAL);
+            return UnixIoResult.Failure(UnixIoStatus.Error, Interop.Errors.EINVAL);
         }
 
-        UnixNative.IoVec* iov = stackalloc UnixNative.IoVec[Math.Max(destination.Length, 1)];
+        Interop.Sys.IoVec* iov = stackalloc Interop.Sys.IoVec[Math.Max(destination.Length, 1)];
         long total = Fill(iov, destination);
         if (total == 0)
         {
@@ -150,7 +149,7 @@ internal static class UnixSocketIo
     {
         fixed (byte* p = destination)
         {
-            UnixNative.IoVec iov = new() { Base = p, Length = (nuint)destination.Length };
+            Interop.Sys.IoVec iov = new() { Base = p, Length = (nuint)destination.Length };
             return ReceiveCore(socket, &iov, 1, peek: false, message: true);
         }
     }
@@ -165,10 +164,10 @@ internal static class UnixSocketIo
     {
         if (destination.Length > MaxSegments)
         {
-            return UnixIoResult.Failure(UnixIoStatus.Error, UnixNative.EINVAL);
+            return UnixIoResult.Failure(UnixIoStatus.Error, Interop.Errors.EINVAL);
         }
 
-        UnixNative.IoVec* iov = stackalloc UnixNative.IoVec[Math.Max(destination.Length, 1)];
+        Interop.Sys.IoVec* iov = stackalloc Interop.Sys.IoVec[Math.Max(destination.Length, 1)];
         Fill(iov, destination);
         return ReceiveCore(socket, iov, destination.Length, peek: false, message: true);
     }
@@ -186,7 +185,7 @@ internal static class UnixSocketIo
 
         fixed (byte* p = source)
         {
-            UnixNative.IoVec iov = new() { Base = p, Length = (nuint)source.Length };
+            Interop.Sys.IoVec iov = new() { Base = p, Length = (nuint)source.Length };
             return SendCore(socket, &iov, 1);
         }
     }
@@ -199,10 +198,10 @@ internal static class UnixSocketIo
     {
         if (source.Length > MaxSegments)
         {
-            return UnixIoResult.Failure(UnixIoStatus.Error, UnixNative.EINVAL);
+            return UnixIoResult.Failure(UnixIoStatus.Error, Interop.Errors.EINVAL);
         }
 
-        UnixNative.IoVec* iov = stackalloc UnixNative.IoVec[Math.Max(source.Length, 1)];
+        Interop.Sys.IoVec* iov = stackalloc Interop.Sys.IoVec[Math.Max(source.Length, 1)];
         if (Fill(iov, source) == 0)
         {
             return UnixIoResult.Success(0);
@@ -223,7 +222,7 @@ internal static class UnixSocketIo
     {
         fixed (byte* p = message)
         {
-            UnixNative.IoVec iov = new() { Base = p, Length = (nuint)message.Length };
+            Interop.Sys.IoVec iov = new() { Base = p, Length = (nuint)message.Length };
             return SendCore(socket, &iov, 1);
         }
     }
@@ -236,10 +235,10 @@ internal static class UnixSocketIo
     {
         if (message.Length > MaxSegments)
         {
-            return UnixIoResult.Failure(UnixIoStatus.Error, UnixNative.EINVAL);
+            return UnixIoResult.Failure(UnixIoStatus.Error, Interop.Errors.EINVAL);
         }
 
-        UnixNative.IoVec* iov = stackalloc UnixNative.IoVec[Math.Max(message.Length, 1)];
+        Interop.Sys.IoVec* iov = stackalloc Interop.Sys.IoVec[Math.Max(message.Length, 1)];
         Fill(iov, message);
         return SendCore(socket, iov, message.Length);
     }
@@ -250,7 +249,7 @@ internal static class UnixSocketIo
     /// </summary>
     /// <param name="socket">A connected socket.</param>
     /// <returns>Ok, or why it failed (ENOTCONN once the peer is fully gone is reported as PeerClosed).</returns>
-    public static UnixIoResult ShutdownSend(Socket socket) => ShutdownCore(socket, UnixNative.ShutWr);
+    public static UnixIoResult ShutdownSend(Socket socket) => ShutdownCore(socket, Interop.Sys.ShutWrite);
 
     /// <summary>
     /// Half-closes the receiving direction (<c>shutdown(SHUT_RD)</c>): the peer's further sends
@@ -258,9 +257,9 @@ internal static class UnixSocketIo
     /// </summary>
     /// <param name="socket">A connected socket.</param>
     /// <returns>Ok, or why it failed.</returns>
-    public static UnixIoResult ShutdownReceive(Socket socket) => ShutdownCore(socket, UnixNative.ShutRd);
+    public static UnixIoResult ShutdownReceive(Socket socket) => ShutdownCore(socket, Interop.Sys.ShutRead);
 
-    private static unsafe long Fill(UnixNative.IoVec* iov, ReadOnlySpan<UnixIoSegment> segments)
+    private static unsafe long Fill(Interop.Sys.IoVec* iov, ReadOnlySpan<UnixIoSegment> segments)
     {
         long total = 0;
         for (int i = 0; i < segments.Length; i++)
@@ -277,9 +276,9 @@ internal static class UnixSocketIo
     {
         handle = socket.SafeHandle;
         failure = default;
-        if (!UnixNative.IsSupported)
+        if (!Interop.IsSupported)
         {
-            failure = UnixIoResult.Failure(UnixIoStatus.Error, UnixNative.ENOSYS);
+            failure = UnixIoResult.Failure(UnixIoStatus.Error, Interop.Errors.ENOSYS);
             return false;
         }
 
@@ -308,7 +307,7 @@ internal static class UnixSocketIo
         return true;
     }
 
-    private static unsafe UnixIoResult ReceiveCore(Socket socket, UnixNative.IoVec* iov, int iovCount, bool peek, bool message)
+    private static unsafe UnixIoResult ReceiveCore(Socket socket, Interop.Sys.IoVec* iov, int iovCount, bool peek, bool message)
     {
         ArgumentNullException.ThrowIfNull(socket);
         if (!TryEnter(socket, out SafeHandle handle, out UnixIoResult failure))
@@ -320,7 +319,7 @@ internal static class UnixSocketIo
         {
             nint fd = handle.DangerousGetHandle();
             byte* control = stackalloc byte[ControlLength];
-            UnixNative.MsgHdr header = new()
+            Interop.Sys.MsgHdr header = new()
             {
                 Iov = iov,
                 IovLength = (nuint)iovCount,
@@ -328,13 +327,13 @@ internal static class UnixSocketIo
                 ControlLength = message ? (nuint)ControlLength : 0,
             };
             // MSG_CMSG_CLOEXEC: a descriptor a host peer smuggles in is close-on-exec from the start (and closed below).
-            int flags = UnixNative.MsgDontWait | UnixNative.MsgCmsgCloexec | (message ? UnixNative.MsgTrunc : 0) | (peek ? UnixNative.MsgPeek : 0);
+            int flags = Interop.Sys.MsgDontWait | Interop.Sys.MsgCmsgCloexec | (message ? Interop.Sys.MsgTrunc : 0) | (peek ? Interop.Sys.MsgPeek : 0);
             nint n;
             do
             {
-                n = UnixNative.RecvMsg(fd, &header, flags);
+                n = Interop.Sys.RecvMsg((int)fd, &header, flags);
             }
-            while (n < 0 && Marshal.GetLastPInvokeError() == UnixNative.EINTR);
+            while (n < 0 && Marshal.GetLastPInvokeError() == Interop.Errors.EINTR);
 
             if (n < 0)
             {
@@ -376,31 +375,13 @@ internal static class UnixSocketIo
 
     private static unsafe void CloseReceivedDescriptors(byte* control, int length)
     {
-        int offset = 0;
-        while (offset + 16 <= length)
+        foreach (int fd in ScmRights.Received(new ReadOnlySpan<byte>(control, length)))
         {
-            ulong cmsgLength = *(ulong*)(control + offset);
-            if (cmsgLength < 16 || cmsgLength > (ulong)(length - offset))
-            {
-                break;
-            }
-
-            int level = *(int*)(control + offset + 8);
-            int type = *(int*)(control + offset + 12);
-            if (level == UnixNative.SolSocket && type == ScmRights)
-            {
-                int count = (int)(cmsgLength - 16) / sizeof(int);
-                for (int i = 0; i < count; i++)
-                {
-                    UnixNative.Close(*(int*)(control + offset + 16 + (i * sizeof(int))));
-                }
-            }
-
-            offset += (int)((cmsgLength + 7) & ~7UL);
+            Interop.Sys.Close(fd);
         }
     }
 
-    private static unsafe UnixIoResult SendCore(Socket socket, UnixNative.IoVec* iov, int iovCount)
+    private static unsafe UnixIoResult SendCore(Socket socket, Interop.Sys.IoVec* iov, int iovCount)
     {
         ArgumentNullException.ThrowIfNull(socket);
         if (!TryEnter(socket, out SafeHandle handle, out UnixIoResult failure))
@@ -411,13 +392,13 @@ internal static class UnixSocketIo
         try
         {
             nint fd = handle.DangerousGetHandle();
-            UnixNative.MsgHdr header = new() { Iov = iov, IovLength = (nuint)iovCount };
+            Interop.Sys.MsgHdr header = new() { Iov = iov, IovLength = (nuint)iovCount };
             nint n;
             do
             {
-                n = UnixNative.SendMsg(fd, &header, UnixNative.MsgDontWait | UnixNative.MsgNoSignal);
+                n = Interop.Sys.SendMsg((int)fd, &header, Interop.Sys.MsgDontWait | Interop.Sys.MsgNoSignal);
             }
-            while (n < 0 && Marshal.GetLastPInvokeError() == UnixNative.EINTR);
+            while (n < 0 && Marshal.GetLastPInvokeError() == Interop.Errors.EINTR);
 
             return n < 0 ? UnixIoResult.FromErrno(Marshal.GetLastPInvokeError()) : UnixIoResult.Success((int)n);
         }
@@ -437,13 +418,13 @@ internal static class UnixSocketIo
 
         try
         {
-            if (UnixNative.Shutdown(handle.DangerousGetHandle(), how) == 0)
+            if (Interop.Sys.Shutdown((int)handle.DangerousGetHandle(), how) == 0)
             {
                 return UnixIoResult.Success(0);
             }
 
             int errno = Marshal.GetLastPInvokeError();
-            return errno == UnixNative.ENOTCONN
+            return errno == Interop.Errors.ENOTCONN
                 ? UnixIoResult.Failure(UnixIoStatus.PeerClosed, errno)
                 : UnixIoResult.FromErrno(errno);
         }

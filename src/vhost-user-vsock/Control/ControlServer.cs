@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
 
 namespace VhostUserVsock.Control;
@@ -20,6 +21,7 @@ public sealed partial class ControlServer : IAsyncDisposable
     /// <summary>The most clients served at once; more wait in the backlog.</summary>
     public const int MaxClients = 8;
 
+    private readonly OwnerOnlySocket _socket;
     private readonly Socket _listener;
     private readonly ControlHandler _handler;
     private readonly ILogger _logger;
@@ -27,10 +29,11 @@ public sealed partial class ControlServer : IAsyncDisposable
     private readonly SemaphoreSlim _slots = new(MaxClients);
     private readonly Task _accepting;
 
-    private ControlServer(string path, Socket listener, ControlHandler handler, ILogger logger)
+    private ControlServer(OwnerOnlySocket socket, ControlHandler handler, ILogger logger)
     {
-        Path = path;
-        _listener = listener;
+        Path = socket.Path;
+        _socket = socket;
+        _listener = socket.Listener;
         _handler = handler;
         _logger = logger;
         _accepting = Task.Run(AcceptLoopAsync);
@@ -47,39 +50,9 @@ public sealed partial class ControlServer : IAsyncDisposable
     /// <exception cref="IOException">The path cannot be bound.</exception>
     public static ControlServer Start(string path, VmRegistry registry, ILogger logger)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        switch (UnixFileSystemProbe.Instance.GetKind(path))
-        {
-            case PathKind.Missing:
-                break;
-            case PathKind.Socket when !UnixFileSystemProbe.Instance.IsListening(path):
-                File.Delete(path);
-                break;
-            case PathKind.Socket:
-                throw new IOException($"the control socket {path} is in use by another process");
-            default:
-                throw new IOException($"the control socket path {path} exists and is not a socket");
-        }
-
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            listener.Bind(new UnixDomainSocketEndPoint(path));
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            listener.Listen(16);
-        }
-        catch (SocketException ex)
-        {
-            listener.Dispose();
-            throw new IOException($"cannot listen on the control socket {path}: {ex.Message}", ex);
-        }
-
+        OwnerOnlySocket socket = OwnerOnlySocket.Listen(path, "control socket");
         LogListening(logger, path);
-        return new ControlServer(path, listener, new ControlHandler(registry), logger);
+        return new ControlServer(socket, new ControlHandler(registry), logger);
     }
 
     /// <summary>Stops accepting, ends the clients and removes the socket file.</summary>
@@ -87,17 +60,8 @@ public sealed partial class ControlServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _listener.Dispose();
+        _socket.Dispose();
         await _accepting.ConfigureAwait(false);
-        try
-        {
-            File.Delete(Path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // Best effort.
-        }
-
         _stop.Dispose();
     }
 

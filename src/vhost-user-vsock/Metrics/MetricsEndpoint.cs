@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using VhostUserVsock.Cli;
 using VhostUserVsock.Configuration;
 
 namespace VhostUserVsock.Metrics;
@@ -24,16 +25,18 @@ public sealed partial class MetricsEndpoint : IAsyncDisposable
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
 
     private readonly Socket _listener;
+    private readonly OwnerOnlySocket? _unixSocket;
     private readonly MeterCollector _collector;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxClients);
     private readonly Task _accepting;
 
-    private MetricsEndpoint(MetricsAddress address, Socket listener, MeterCollector collector, ILogger logger)
+    private MetricsEndpoint(MetricsAddress address, Socket listener, OwnerOnlySocket? unixSocket, MeterCollector collector, ILogger logger)
     {
         Address = address;
         _listener = listener;
+        _unixSocket = unixSocket;
         _collector = collector;
         _logger = logger;
         _accepting = Task.Run(AcceptLoopAsync);
@@ -56,23 +59,18 @@ public sealed partial class MetricsEndpoint : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(address);
         ArgumentNullException.ThrowIfNull(collector);
         ArgumentNullException.ThrowIfNull(logger);
-        string? path = address.UnixPath;
-        var listener = path is null
-            ? new Socket(address.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-            : new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        if (address.UnixPath is { } path)
+        {
+            OwnerOnlySocket socket = OwnerOnlySocket.Listen(path, "metrics socket");
+            var unixEndpoint = new MetricsEndpoint(address, socket.Listener, socket, collector, logger);
+            LogListening(logger, unixEndpoint.BoundAddress);
+            return unixEndpoint;
+        }
+
+        var listener = new Socket(address.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            if (path is not null)
-            {
-                RemoveStale(path);
-            }
-
             listener.Bind(address.EndPoint);
-            if (path is not null && !OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
             listener.Listen(16);
         }
         catch (SocketException ex)
@@ -81,7 +79,7 @@ public sealed partial class MetricsEndpoint : IAsyncDisposable
             throw new IOException($"cannot serve metrics on {address.Text}: {ex.Message}", ex);
         }
 
-        var endpoint = new MetricsEndpoint(address, listener, collector, logger);
+        var endpoint = new MetricsEndpoint(address, listener, null, collector, logger);
         LogListening(logger, endpoint.BoundAddress);
         return endpoint;
     }
@@ -91,37 +89,17 @@ public sealed partial class MetricsEndpoint : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _listener.Dispose();
+        if (_unixSocket is not null)
+        {
+            _unixSocket.Dispose();
+        }
+        else
+        {
+            _listener.Dispose();
+        }
+
         await _accepting.ConfigureAwait(false);
-        if (Address.UnixPath is { } path)
-        {
-            try
-            {
-                File.Delete(path);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                // Best effort.
-            }
-        }
-
         _stop.Dispose();
-    }
-
-    private static void RemoveStale(string path)
-    {
-        switch (UnixFileSystemProbe.Instance.GetKind(path))
-        {
-            case PathKind.Missing:
-                break;
-            case PathKind.Socket when !UnixFileSystemProbe.Instance.IsListening(path):
-                File.Delete(path);
-                break;
-            case PathKind.Socket:
-                throw new IOException($"the metrics socket {path} is in use by another process");
-            default:
-                throw new IOException($"the metrics socket path {path} exists and is not a socket");
-        }
     }
 
     private async Task AcceptLoopAsync()

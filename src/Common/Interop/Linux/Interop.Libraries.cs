@@ -12,6 +12,9 @@
 /// </remarks>
 internal static partial class Interop
 {
+    /// <summary>Whether the layouts declared here hold: Linux with 64-bit pointers.</summary>
+    internal static readonly bool IsSupported = OperatingSystem.IsLinux() && IntPtr.Size == 8;
+
     /// <summary>The shared libraries the declarations bind to.</summary>
     internal static class Libraries
     {

@@ -10,6 +10,12 @@ internal static partial class Interop
         /// <summary><c>MSG_DONTWAIT</c>: this call does not block.</summary>
         internal const int MsgDontWait = 0x40;
 
+        /// <summary><c>MSG_PEEK</c>: look at the data without taking it.</summary>
+        internal const int MsgPeek = 0x2;
+
+        /// <summary><c>MSG_TRUNC</c>: on a datagram or SEQPACKET receive, return the message's real length.</summary>
+        internal const int MsgTrunc = 0x20;
+
         /// <summary><c>MSG_NOSIGNAL</c>: a closed peer gives EPIPE, not SIGPIPE.</summary>
         internal const int MsgNoSignal = 0x4000;
 
