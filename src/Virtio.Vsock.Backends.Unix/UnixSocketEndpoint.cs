@@ -33,7 +33,7 @@ namespace Virtio.Vsock.Backends.Unix;
 /// AF_UNIX SEQPACKET has no MSG_EOR either: messages from the host carry EOM only, and a guest's EOR
 /// is not forwarded (the message boundary is).</para>
 /// </remarks>
-internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
+internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
 {
     /// <summary>The most guest buffers gathered into one <c>sendmsg</c> / <c>recvmsg</c>.</summary>
     private const int MaxGather = 32;
@@ -77,6 +77,9 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
 
     /// <summary>Stream or seqpacket.</summary>
     public VsockType Type { get; }
+
+    /// <inheritdoc/>
+    public bool ReadsIntoManyPackets => _reader is null;
 
     /// <summary>
     /// Prepares <paramref name="socket"/> for the data path and registers it with
@@ -448,205 +451,4 @@ internal sealed class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandler
     }
 
     // ---------------------------------------------------------------- stream
-
-    private EndpointResult SendStream(VsockPacket packet, int offset, int count)
-    {
-        if (count == 0)
-        {
-            return EndpointResult.Ok(0);
-        }
-
-        UnixIoResult sent = Transfer(packet, offset, count, send: true);
-        return sent.IsOk ? EndpointResult.Ok(sent.Bytes) : MapWrite(sent);
-    }
-
-    private void NoteShortRead(UnixIoResult received, int asked)
-    {
-        if (received.IsOk && received.Bytes < asked && !_hangUpSeen)
-        {
-            _drained = true;
-        }
-    }
-
-    private EndpointResult ReceiveStream(VsockPacket packet, int maxBytes)
-    {
-        if (_drained)
-        {
-            return EndpointResult.WouldBlock;
-        }
-
-        UnixIoResult received = Transfer(packet, 0, maxBytes, send: false);
-        NoteShortRead(received, maxBytes);
-        return received.Status switch
-        {
-            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes),
-            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
-            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
-            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
-            _ => EndpointResult.Error,
-        };
-    }
-
-    /// <summary>
-    /// One <c>sendmsg</c> / <c>recvmsg</c> between the socket and the packet's payload buffer
-    /// <c>[offset, offset + count)</c>, gathering up to <see cref="MaxGather"/> guest buffers.
-    /// </summary>
-    private unsafe UnixIoResult Transfer(VsockPacket packet, int offset, int count, bool send)
-    {
-        DataSpanEnumerator spans = packet.GetDataSpans(offset, count);
-        if (!spans.MoveNext())
-        {
-            return spans.Error.IsError ? UnixIoResult.Failure(UnixIoStatus.Error, 0) : UnixIoResult.Success(0);
-        }
-
-        Span<byte> first = spans.Current;
-        if (!spans.MoveNext())
-        {
-            if (spans.Error.IsError)
-            {
-                return UnixIoResult.Failure(UnixIoStatus.Error, 0);
-            }
-
-            // One buffer (the usual case; also the only case for packets over host arrays, which this pins).
-            return send ? UnixSocketIo.Send(_socket, first) : UnixSocketIo.Receive(_socket, first);
-        }
-
-        // Several buffers: only guest memory produces these, and guest memory is a native mapping that
-        // never moves, so its addresses can be taken without pinning.
-        Span<UnixIoSegment> segments = stackalloc UnixIoSegment[MaxGather];
-        segments[0] = Segment(first);
-        int used = 1;
-        do
-        {
-            segments[used++] = Segment(spans.Current);
-        }
-        while (used < MaxGather && spans.MoveNext());
-
-        if (spans.Error.IsError)
-        {
-            return UnixIoResult.Failure(UnixIoStatus.Error, 0);
-        }
-
-        return send ? UnixSocketIo.Send(_socket, segments[..used]) : UnixSocketIo.Receive(_socket, segments[..used]);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe UnixIoSegment Segment(Span<byte> span) =>
-        new((nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(span)), span.Length);
-
-    // ---------------------------------------------------------------- seqpacket
-
-    private EndpointResult SendMessagePieces(VsockPacket packet, int offset, int count, SeqPacketFlags boundary)
-    {
-        SeqPacketMessageWriter writer = _writer!;
-        bool endOfMessage = (boundary & SeqPacketFlags.EndOfMessage) != 0;
-        DataSpanEnumerator spans = packet.GetDataSpans(offset, count);
-        bool more = spans.MoveNext();
-        if (spans.Error.IsError)
-        {
-            return EndpointResult.Error;
-        }
-
-        if (!more)
-        {
-            // An empty piece: only an empty end of message sends anything.
-            if (!endOfMessage)
-            {
-                return EndpointResult.Ok(0);
-            }
-
-            UnixIoResult empty = writer.Write(_socket, default, endOfMessage: true);
-            return empty.IsOk ? EndpointResult.Ok(0) : MapWrite(empty);
-        }
-
-        int taken = 0;
-        while (more)
-        {
-            Span<byte> piece = spans.Current;
-            more = spans.MoveNext();
-            if (spans.Error.IsError)
-            {
-                return EndpointResult.Error;
-            }
-
-            UnixIoResult written = writer.Write(_socket, piece, endOfMessage && !more);
-            if (!written.IsOk)
-            {
-                // Earlier pieces are staged in the writer: report them taken, the connection keeps the rest.
-                return taken > 0 && written.Status == UnixIoStatus.WouldBlock ? EndpointResult.Ok(taken) : MapWrite(written);
-            }
-
-            taken += piece.Length;
-        }
-
-        return EndpointResult.Ok(taken);
-    }
-
-    private EndpointResult ReceiveMessagePiece(VsockPacket packet, int maxBytes)
-    {
-        // The first buffer of the RX packet (the whole data buffer in every Linux layout); a message
-        // larger than it is staged by the reader and handed out over several packets.
-        DataSpanEnumerator spans = packet.GetDataSpans(0, maxBytes);
-        Span<byte> destination = spans.MoveNext() ? spans.Current : default;
-        if (spans.Error.IsError || destination.IsEmpty)
-        {
-            return EndpointResult.Error;
-        }
-
-        UnixIoResult received = _reader!.Read(_socket, destination, out bool endOfMessage);
-        return received.Status switch
-        {
-            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes, endOfMessage ? SeqPacketFlags.EndOfMessage : SeqPacketFlags.None),
-            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
-            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
-            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
-            _ => EndpointResult.Error,
-        };
-    }
-
-    // ---------------------------------------------------------------- helpers
-
-    private static EndpointResult MapWrite(UnixIoResult result) => result.Status switch
-    {
-        UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
-        UnixIoStatus.PeerClosed or UnixIoStatus.Reset => EndpointResult.Closed,
-        _ => EndpointResult.Error,
-    };
-
-    /// <summary>After end of stream: whether the socket is shut both ways (POLLHUP), i.e. the peer closed rather than half-closed.</summary>
-    private bool PeerHungUp()
-    {
-        SafeHandle handle = _socket.SafeHandle;
-        bool added = false;
-        try
-        {
-            handle.DangerousAddRef(ref added);
-            return (PollNow((int)handle.DangerousGetHandle()) & Interop.Sys.PollHup) != 0;
-        }
-        catch (ObjectDisposedException)
-        {
-            return true;
-        }
-        finally
-        {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
-
-    /// <summary>The socket's poll flags right now (a zero-timeout <c>poll</c>), or 0.</summary>
-    private static unsafe short PollNow(int fd)
-    {
-        Interop.Sys.PollFd entry = new() { Fd = fd, Events = Interop.Sys.PollIn };
-        int rc;
-        do
-        {
-            rc = Interop.Sys.Poll(&entry, 1, 0);
-        }
-        while (rc < 0 && Marshal.GetLastPInvokeError() == Interop.Errors.EINTR);
-
-        return rc > 0 ? entry.ReturnedEvents : (short)0;
-    }
 }

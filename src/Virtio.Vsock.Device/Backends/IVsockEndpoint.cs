@@ -44,6 +44,12 @@ public interface IVsockEndpoint
     EndpointResult Read(ReadOnlySpan<VsockPacket> packets, int maxBytes) =>
         Read(packets[0], Math.Min(maxBytes, packets[0].DataCapacity));
 
+    /// <summary>
+    /// Whether <see cref="Read(ReadOnlySpan{VsockPacket}, int)"/> fills more than the first packet (one system call
+    /// for several RX buffers). Only then does the device take extra RX buffers for a burst. Default: no.
+    /// </summary>
+    bool ReadsIntoManyPackets => false;
+
     /// <summary>Asks for one <see cref="IVsockEndpointEvents.Readable"/> when data, EOF or an error is there (immediately if already so).</summary>
     void RequestReadable();
 

@@ -156,7 +156,9 @@ internal sealed partial class VsockConnection
         {
             // A burst only once the host showed it has more than a buffer's worth (a single byte of a request /
             // response exchange must not make the device take and give back a dozen RX buffers).
-            uint used = batch is not null && _hostBursting && Type == VsockType.Stream ? TryProduceBurst(rx, batch) : TryProduceData(rx);
+            uint used = batch is not null && _hostBursting && Type == VsockType.Stream && _endpoint!.ReadsIntoManyPackets
+                ? TryProduceBurst(rx, batch)
+                : TryProduceData(rx);
             if (used != 0)
             {
                 return used;

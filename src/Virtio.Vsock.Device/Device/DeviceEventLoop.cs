@@ -38,7 +38,7 @@ namespace Virtio.Vsock.Device;
 /// A request therefore costs no system call, and a spurious delivery (readiness that arrived before the
 /// handler drained the socket for another reason) only costs the handler one <c>EAGAIN</c>.</para>
 /// </remarks>
-internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
+internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposable
 {
     private const int MaxEvents = 64;
     private const ulong WakeToken = 0;
@@ -178,60 +178,6 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
         action();
         return true;
     });
-
-    /// <summary>
-    /// Waits on <paramref name="eventFd"/> as queue <paramref name="queue"/>'s kick (on the loop): each time it is
-    /// written the loop calls the kick handler. Takes ownership of the descriptor; a kick descriptor already set for
-    /// the queue is closed first.
-    /// </summary>
-    /// <remarks>An eventfd is watched edge-triggered and never read: every write is a new edge, so a kick costs the
-    /// loop no system call (its counter cannot overflow: that takes 2^64 kicks). A pipe (which vhost-user also allows)
-    /// is level-triggered and drained, or its writer would block once the pipe is full.</remarks>
-    /// <param name="queue">The queue index.</param>
-    /// <param name="eventFd">An eventfd (or the read end of a pipe) the driver's kicks write to.</param>
-    /// <returns>0, or the errno of <c>epoll_ctl</c> (the descriptor is then closed).</returns>
-    public int WatchKick(int queue, SafeHandle eventFd)
-    {
-        Debug.Assert(IsLoopThread, "WatchKick runs on the loop.");
-        UnwatchKick(queue);
-        bool added = false;
-        eventFd.DangerousAddRef(ref added);
-        int fd = (int)eventFd.DangerousGetHandle();
-        Interop.Sys.StatxBuffer status;
-        bool isPipe = Interop.Sys.Statx(fd, string.Empty, Interop.Sys.AtEmptyPath, Interop.Sys.StatxType, &status) == 0
-            && status.FileType == Interop.Sys.SIfIfo;
-        uint events = isPipe ? Interop.Sys.EpollIn : Interop.Sys.EpollIn | Interop.Sys.EpollEdgeTriggered;
-        int error = Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlAdd, fd, events, FirstKickToken + (ulong)queue);
-        eventFd.DangerousRelease();
-        if (error != 0)
-        {
-            eventFd.Dispose();
-            return error;
-        }
-
-        _kicks[queue] = eventFd;
-        _kickIsPipe[queue] = isPipe;
-        return 0;
-    }
-
-    /// <summary>Stops waiting on queue <paramref name="queue"/>'s kick eventfd and closes it (on the loop). Idempotent.</summary>
-    /// <param name="queue">The queue index.</param>
-    public void UnwatchKick(int queue)
-    {
-        Debug.Assert(IsLoopThread || _stopping, "UnwatchKick runs on the loop.");
-        SafeHandle? old = _kicks[queue];
-        if (old is null)
-        {
-            return;
-        }
-
-        _kicks[queue] = null;
-        bool added = false;
-        old.DangerousAddRef(ref added);
-        Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlDel, (int)old.DangerousGetHandle(), 0, 0);
-        old.DangerousRelease();
-        old.Dispose();
-    }
 
     /// <inheritdoc/>
     public IVsockFdWatch? Watch(SafeHandle fd, IVsockFdHandler handler, out int error)
@@ -573,39 +519,5 @@ internal sealed unsafe class DeviceEventLoop : IVsockFdPoller, IDisposable
         {
             Fail(exception);
         }
-    }
-
-    /// <summary>Work queued for the loop by another thread.</summary>
-    private abstract class ControlAction
-    {
-        public abstract void Run();
-
-        public abstract void Abandon(ObjectDisposedException reason);
-    }
-
-    private sealed class PostedAction(Action action, Action<ObjectDisposedException>? abandon) : ControlAction
-    {
-        public override void Run() => action();
-
-        public override void Abandon(ObjectDisposedException reason) => abandon?.Invoke(reason);
-    }
-
-    private sealed class InvokedFunction<T>(Func<T> function) : ControlAction
-    {
-        public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public override void Run()
-        {
-            try
-            {
-                Completion.TrySetResult(function());
-            }
-            catch (Exception exception)
-            {
-                Completion.TrySetException(exception);
-            }
-        }
-
-        public override void Abandon(ObjectDisposedException reason) => Completion.TrySetException(reason);
     }
 }
