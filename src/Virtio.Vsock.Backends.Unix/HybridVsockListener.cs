@@ -79,10 +79,9 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// Completed handshakes, in completion order. The engine reads with
-    /// <see cref="ChannelReader{T}.TryRead"/> from its own thread (never blocks) and may await
-    /// <see cref="ChannelReader{T}.WaitToReadAsync"/> (or use
-    /// <see cref="HybridVsockListenerOptions.RequestAvailable"/>) to learn there is work. Each request
-    /// read is the reader's to accept, reject or dispose.
+    /// <see cref="ChannelReader{T}.TryRead"/> and awaits <see cref="ChannelReader{T}.WaitToReadAsync"/> to learn
+    /// there is work: the one way requests are consumed. Each request read is the reader's to accept, reject or
+    /// dispose.
     /// </summary>
     public ChannelReader<HostConnectRequest> Requests => _channel.Reader;
 
@@ -103,17 +102,12 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         QueuedRequests = _channel.Reader.CanCount ? _channel.Reader.Count : 0,
     };
 
-    /// <summary>Takes the next completed request without waiting.</summary>
-    /// <param name="request">The request, which the caller now owns.</param>
-    /// <returns>True if one was waiting.</returns>
-    public bool TryTakeRequest([NotNullWhen(true)] out HostConnectRequest? request) => _channel.Reader.TryRead(out request);
-
     /// <summary>Starts listening, or reports why it cannot.</summary>
     /// <param name="options">The settings.</param>
     /// <param name="listener">The running listener, or null.</param>
-    /// <returns><see cref="UnixListenerStartError.None"/> when started.</returns>
+    /// <returns><see cref="UnixSocketPath.Error.None"/> when started.</returns>
     /// <exception cref="ArgumentOutOfRangeException">The handshake timeout is not in (0, 1 day], a limit is not positive, or the socket type is unknown.</exception>
-    public static UnixListenerStartError TryStart(HybridVsockListenerOptions options, out HybridVsockListener? listener) =>
+    public static UnixSocketPath.Error TryStart(HybridVsockListenerOptions options, out HybridVsockListener? listener) =>
         TryStartCore(options, out listener, out _);
 
     /// <summary>Starts listening, or throws <see cref="IOException"/> saying why it cannot.</summary>
@@ -123,8 +117,8 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
     /// <exception cref="ArgumentOutOfRangeException">The handshake timeout is not in (0, 1 day], a limit is not positive, or the socket type is unknown.</exception>
     public static HybridVsockListener Start(HybridVsockListenerOptions options)
     {
-        UnixListenerStartError error = TryStartCore(options, out HybridVsockListener? listener, out int errno);
-        if (error != UnixListenerStartError.None)
+        UnixSocketPath.Error error = TryStartCore(options, out HybridVsockListener? listener, out int errno);
+        if (error != UnixSocketPath.Error.None)
         {
             string detail = errno != 0 ? $" (errno {errno}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)})" : string.Empty;
             throw new IOException($"Cannot listen on '{options.Path}': {error}{detail}.");
@@ -133,7 +127,7 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         return listener!;
     }
 
-    private static UnixListenerStartError TryStartCore(HybridVsockListenerOptions options, out HybridVsockListener? listener, out int errno)
+    private static UnixSocketPath.Error TryStartCore(HybridVsockListenerOptions options, out HybridVsockListener? listener, out int errno)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.HandshakeTimeout, TimeSpan.Zero, nameof(options));
@@ -153,13 +147,13 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         string path = options.Path;
         if (!UnixBackendPaths.FitsSocketAddress(path))
         {
-            return UnixListenerStartError.InvalidPath;
+            return UnixSocketPath.Error.InvalidPath;
         }
 
         if (!Interop.IsSupported)
         {
             errno = Interop.Errors.ENOSYS;
-            return UnixListenerStartError.Failed;
+            return UnixSocketPath.Error.Failed;
         }
 
         if (options.Passed is { } passed)
@@ -168,27 +162,20 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             if (passed.SocketType != (nativeType == Interop.Sys.SockStream ? System.Net.Sockets.SocketType.Stream : System.Net.Sockets.SocketType.Seqpacket))
             {
                 passed.Dispose();
-                return UnixListenerStartError.Failed;
+                return UnixSocketPath.Error.Failed;
             }
 
             listener = new HybridVsockListener(passed, options, default);
             HybridVsockListener activated = listener;
             listener._acceptLoop = Task.Run(activated.AcceptLoopAsync);
-            return UnixListenerStartError.None;
+            return UnixSocketPath.Error.None;
         }
 
         // Probe (a live socket is refused, a stale one removed, a non-socket never touched), bind, listen.
         UnixSocketPath.Error error = UnixSocketPath.Listen(path, nativeType, options.Backlog, mode: null, out int fd, out UnixSocketPath.Identity identity, out errno);
         if (error != UnixSocketPath.Error.None)
         {
-            return error switch
-            {
-                UnixSocketPath.Error.InvalidPath => UnixListenerStartError.InvalidPath,
-                UnixSocketPath.Error.InUse => UnixListenerStartError.AddressInUse,
-                UnixSocketPath.Error.NotASocket => UnixListenerStartError.NotASocket,
-                UnixSocketPath.Error.AccessDenied => UnixListenerStartError.AccessDenied,
-                _ => UnixListenerStartError.Failed,
-            };
+            return error;
         }
 
         Socket socket;
@@ -201,13 +188,13 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             Interop.Sys.Close(fd);
             UnixSocketPath.RemoveIfOurs(path, identity);
             errno = e.NativeErrorCode;
-            return UnixListenerStartError.Failed;
+            return UnixSocketPath.Error.Failed;
         }
 
         listener = new HybridVsockListener(socket, options, identity);
         HybridVsockListener started = listener;
         listener._acceptLoop = Task.Run(started.AcceptLoopAsync);
-        return UnixListenerStartError.None;
+        return UnixSocketPath.Error.None;
     }
 
     private async Task AcceptLoopAsync()
@@ -392,7 +379,6 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
                 if (await TryQueueAsync(request).ConfigureAwait(false))
                 {
                     Interlocked.Increment(ref _delivered);
-                    Notify(_options.RequestAvailable);
                     return;
                 }
 
@@ -475,23 +461,6 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         ConnectCommandError.EndOfStream => (HandshakeFailure.EndOfStream, error),
         _ => (HandshakeFailure.InvalidCommand, error),
     };
-
-    private static void Notify(Action? callback)
-    {
-        if (callback is null)
-        {
-            return;
-        }
-
-        try
-        {
-            callback();
-        }
-        catch (Exception)
-        {
-            // The engine's wake-up callback must not take the listener down.
-        }
-    }
 
     /// <summary>
     /// Stops accepting, closes every handshake in progress and every request still queued (a

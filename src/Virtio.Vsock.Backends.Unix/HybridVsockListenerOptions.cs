@@ -54,12 +54,6 @@ internal sealed class HybridVsockListenerOptions
     /// </summary>
     public Func<IVsockFdPoller?>? ReadinessPoller { get; init; }
 
-    /// <summary>
-    /// Called (on a thread-pool thread) after each request is queued: the "backend has work" signal
-    /// for a device that does not await <see cref="HybridVsockListener.Requests"/>. Must not block;
-    /// exceptions it throws are swallowed.
-    /// </summary>
-    public Action? RequestAvailable { get; init; }
 
     /// <summary>
     /// Called (on a thread-pool thread) for each rejected host connection, with the reason and, for

@@ -325,7 +325,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             while (await listener.Requests.WaitToReadAsync(stop).ConfigureAwait(false))
             {
                 await _hostConnectSlots.WaitAsync(stop).ConfigureAwait(false);
-                if (!listener.TryTakeRequest(out HostConnectRequest? request))
+                if (!listener.Requests.TryRead(out HostConnectRequest? request))
                 {
                     _hostConnectSlots.Release();
                     continue;

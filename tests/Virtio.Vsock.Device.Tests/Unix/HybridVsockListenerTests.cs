@@ -241,7 +241,7 @@ public sealed class HybridVsockListenerTests : IDisposable
 
         Assert.Empty(await UnixTestSockets.ReadToEndAsync(host));
         Assert.Equal((failure, detail), await seen.Task.WaitAsync(TimeSpan.FromSeconds(5), Ct));
-        Assert.False(listener.TryTakeRequest(out _));
+        Assert.False(listener.Requests.TryRead(out _));
     }
 
     [Fact(Timeout = 10_000)]
@@ -344,12 +344,12 @@ public sealed class HybridVsockListenerTests : IDisposable
     {
         string path = _sockets.NewPath("live");
         await using HybridVsockListener first = StartListener(path);
-        Assert.Equal(UnixListenerStartError.AddressInUse, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path }, out HybridVsockListener? second));
+        Assert.Equal(UnixSocketPath.Error.InUse, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path }, out HybridVsockListener? second));
         Assert.Null(second);
         Assert.Throws<IOException>(() => HybridVsockListener.Start(new HybridVsockListenerOptions { Path = path }));
 
         // A live listener of the other type counts as live too.
-        Assert.Equal(UnixListenerStartError.AddressInUse, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path, SocketType = VsockType.SeqPacket }, out _));
+        Assert.Equal(UnixSocketPath.Error.InUse, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path, SocketType = VsockType.SeqPacket }, out _));
 
         // The first one still serves (the probe connection it saw was closed and counted).
         using Socket host = await UnixTestSockets.ConnectAsync(path);
@@ -363,12 +363,12 @@ public sealed class HybridVsockListenerTests : IDisposable
     {
         string path = _sockets.NewPath("file");
         await File.WriteAllTextAsync(path, "precious", Ct);
-        Assert.Equal(UnixListenerStartError.NotASocket, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path }, out _));
+        Assert.Equal(UnixSocketPath.Error.NotASocket, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = path }, out _));
         Assert.Equal("precious", await File.ReadAllTextAsync(path, Ct));
 
         string dir = _sockets.NewPath("dir");
         Directory.CreateDirectory(dir);
-        Assert.Equal(UnixListenerStartError.NotASocket, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = dir }, out _));
+        Assert.Equal(UnixSocketPath.Error.NotASocket, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = dir }, out _));
         Assert.True(Directory.Exists(dir));
     }
 
@@ -376,8 +376,8 @@ public sealed class HybridVsockListenerTests : IDisposable
     public void Rejects_paths_that_do_not_fit_a_socket_address()
     {
         string longPath = Path.Combine(_sockets.Directory, new string('x', 120));
-        Assert.Equal(UnixListenerStartError.InvalidPath, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = longPath }, out _));
-        Assert.Equal(UnixListenerStartError.Failed, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = Path.Combine(_sockets.Directory, "missing", "s") }, out _));
+        Assert.Equal(UnixSocketPath.Error.InvalidPath, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = longPath }, out _));
+        Assert.Equal(UnixSocketPath.Error.Failed, HybridVsockListener.TryStart(new HybridVsockListenerOptions { Path = Path.Combine(_sockets.Directory, "missing", "s") }, out _));
     }
 
     [Fact(Timeout = 10_000)]
@@ -454,26 +454,6 @@ public sealed class HybridVsockListenerTests : IDisposable
         await host.SendAsync(Encoding.ASCII.GetBytes(message));
         Assert.Equal(failure, await seen.Task.WaitAsync(TimeSpan.FromSeconds(5), Ct));
         Assert.Empty(await UnixTestSockets.ReadToEndAsync(host));
-    }
-
-    [Fact(Timeout = 10_000)]
-    public async Task RequestAvailable_signals_each_queued_request()
-    {
-        int signals = 0;
-        string path = _sockets.NewPath("sig");
-        await using HybridVsockListener listener = HybridVsockListener.Start(new HybridVsockListenerOptions
-        {
-            Path = path,
-            RequestAvailable = () => Interlocked.Increment(ref signals),
-        });
-        for (int i = 0; i < 3; i++)
-        {
-            using Socket host = await UnixTestSockets.ConnectAsync(path);
-            await host.SendAsync(Encoding.ASCII.GetBytes($"CONNECT {i}\n"));
-            using HostConnectRequest request = await TakeAsync(listener);
-        }
-
-        Assert.True(await UnixTestSockets.EventuallyAsync(() => Volatile.Read(ref signals) == 3));
     }
 
     [Fact(Timeout = 20_000)]
