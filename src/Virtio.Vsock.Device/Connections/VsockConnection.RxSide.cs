@@ -218,41 +218,15 @@ internal sealed partial class VsockConnection
         }
 
         EndpointResult result = _endpoint!.Read(rx, max);
-        switch (result.Status)
+        if (result.Status != EndpointStatus.Ok
+            || (result.Bytes == 0 && (Type != VsockType.SeqPacket || result.Flags == SeqPacketFlags.None)))
         {
-            case EndpointStatus.Ok:
-                if (result.Bytes == 0 && (Type != VsockType.SeqPacket || result.Flags == SeqPacketFlags.None))
-                {
-                    _hostReadable = false;
-                    RequestReadable();
-                    return 0;
-                }
-
-                int bytes = Math.Min(result.Bytes, max);
-                _hostBursting = bytes == max && max == rx.DataCapacity;
-                _txCnt += (uint)bytes;
-                _creditStalled = _creditAnswered = false;
-                _pendingCreditUpdate = false;
-                Interlocked.Add(ref _muxer.Metrics.RxBytesField, bytes);
-                return WriteHeader(rx, VsockOp.Rw, (uint)bytes, Type == VsockType.SeqPacket ? (uint)result.Flags : 0);
-            case EndpointStatus.WouldBlock:
-                _hostReadable = false;
-                RequestReadable();
-                return 0;
-            case EndpointStatus.EndOfStream:
-                _hostEof = true;
-                _pendingShutdown |= ShutdownFlags.Send;
-                return 0;
-            case EndpointStatus.Closed:
-                _hostEof = true;
-                _txBuffer.Clear();
-                _pendingShutdown |= ShutdownFlags.Both;
-                return 0;
-            default:
-                Interlocked.Increment(ref _muxer.Metrics.HostReadErrorsField);
-                Reset(refused: false, "host read failed");
-                return 0;
+            return OnReadWithoutData(result);
         }
+
+        int bytes = Math.Min(result.Bytes, max);
+        _hostBursting = bytes == max && max == rx.DataCapacity;
+        return WriteData(rx, (uint)bytes, Type == VsockType.SeqPacket ? (uint)result.Flags : 0);
     }
 
     /// <summary>
@@ -312,13 +286,13 @@ internal sealed partial class VsockConnection
     }
 
     /// <summary>Accounts <paramref name="bytes"/> read into <paramref name="rx"/> and writes its RW header.</summary>
-    private uint WriteData(VsockPacket rx, uint bytes)
+    private uint WriteData(VsockPacket rx, uint bytes, uint flags = 0)
     {
         _txCnt += bytes;
         _creditStalled = _creditAnswered = false;
         _pendingCreditUpdate = false;
         Interlocked.Add(ref _muxer.Metrics.RxBytesField, bytes);
-        return WriteHeader(rx, VsockOp.Rw, bytes, 0);
+        return WriteHeader(rx, VsockOp.Rw, bytes, flags);
     }
 
     /// <summary>A read that brought no data: wait for the host, or carry its end of stream, close or error.</summary>
