@@ -109,7 +109,7 @@ internal sealed class Harness : IAsyncDisposable
                 return;
             }
 
-            Thread.Sleep(10); // a poll interval within the window, bounded by windowDeadline
+            Thread.Sleep(10); // a poll interval within the window, bounded by its deadline (windowDeadline)
         }
     }
 

@@ -89,7 +89,7 @@ internal sealed class Harness : IDisposable
                 return;
             }
 
-            await Task.Delay(10); // a poll interval within the window, bounded by windowDeadline
+            await Task.Delay(10); // a poll interval within the window, bounded by its deadline (windowDeadline)
         }
     }
 

@@ -98,7 +98,7 @@ public sealed partial class DistUnitTests
         {
             Assert.False(daemon.HasExited, $"exited early; stderr:\n{daemon.Stderr}");
             Assert.True(waited.Elapsed < Timeout, $"no socket; stderr:\n{daemon.Stderr}");
-            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by Timeout above
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by the Timeout deadline above
         }
 
         using (var frontend = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))

@@ -70,7 +70,7 @@ public sealed partial class SystemdTests
         {
             Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
             Assert.True(waited.Elapsed < Timeout, $"no socket after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
-            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by Timeout
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by the Timeout deadline
         }
 
         using var frontend = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -110,7 +110,7 @@ public sealed partial class SystemdTests
         {
             Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
             Assert.True(waited.Elapsed < Timeout, $"no sockets after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
-            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by Timeout
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by the Timeout deadline
         }
 
         // A host program connects first (this wakes the daemon) and asks for a guest port: its connection waits in
@@ -198,7 +198,7 @@ public sealed partial class SystemdTests
                 return false;
             }
 
-            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by Timeout
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by the Timeout deadline
         }
 
         return true;

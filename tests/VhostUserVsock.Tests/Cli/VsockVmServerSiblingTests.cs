@@ -31,7 +31,7 @@ public sealed class VsockVmServerSiblingTests
             {
                 Assert.DoesNotContain(running, task => task.IsFaulted);
                 Assert.True(DateTime.UtcNow < registrationDeadline, $"only {server.Siblings.Cids.Count} of {config.Vms.Length} VMs registered in 30 s");
-                await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by registrationDeadline
+                await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by the registration deadline (registrationDeadline)
             }
 
             foreach (VmConfig from in config.Vms)
@@ -77,7 +77,7 @@ public sealed class VsockVmServerSiblingTests
             {
                 Assert.DoesNotContain(running, task => task.IsFaulted);
                 Assert.True(DateTime.UtcNow < registrationDeadline, $"only {server.Siblings.Cids.Count} of {config.Vms.Length} VMs registered in 30 s");
-                await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by registrationDeadline
+                await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by the registration deadline (registrationDeadline)
             }
 
             foreach (VmConfig from in config.Vms)
