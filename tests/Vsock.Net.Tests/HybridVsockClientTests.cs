@@ -66,7 +66,7 @@ public sealed class HybridVsockClientTests
         await using var device = new ScriptedDevice(async (_, s) =>
         {
             await s.SendAsync(new byte[4096], SocketFlags.None);
-            await Task.Delay(Timeout.Infinite, TestContext.Current.CancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.Delay(Timeout.Infinite, TestContext.Current.CancellationToken).ContinueWith(_ => { }, TaskScheduler.Default); // holds the connection open until the test ends (its timeout or end cancels it): not a wait for anything
         });
         var e = await Assert.ThrowsAsync<HybridVsockConnectException>(() => HybridVsockClient.ConnectAsync(device.UdsPath, 5003, TimeSpan.FromSeconds(5), Token));
         Assert.Equal(HybridVsockConnectError.UnexpectedReply, e.Error);
