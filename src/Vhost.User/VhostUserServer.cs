@@ -94,11 +94,6 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Stops accepting, disconnects the current frontend (its device is reset), waits for everything to
-    /// finish and removes the socket file. Idempotent.
-    /// </summary>
-    /// <returns>A task that completes when the server is down.</returns>
-    /// <summary>
     /// Drops the current frontend's connection, if any (its session ends as on a disconnect: the backend is
     /// reset), and keeps listening for the next one. For a backend that can no longer serve the session it
     /// has, e.g. a device that stopped after an internal fault: a frontend configured to reconnect (QEMU's
@@ -130,7 +125,11 @@ public sealed class VhostUserServer : IAsyncDisposable, IDisposable
         await _completion.ConfigureAwait(false);
     }
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// Stops accepting, disconnects the current frontend (its device is reset), waits for everything to
+    /// finish and removes the socket file. Idempotent.
+    /// </summary>
+    /// <returns>A task that completes when the server is down.</returns>
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);

@@ -65,32 +65,8 @@ public sealed partial class ControlServer : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private async Task AcceptLoopAsync()
-    {
-        var clients = new List<Task>();
-        while (!_stop.IsCancellationRequested)
-        {
-            try
-            {
-                await _slots.WaitAsync(_stop.Token).ConfigureAwait(false);
-                Socket client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-                clients.RemoveAll(task => task.IsCompleted);
-                clients.Add(Task.Run(() => ServeAsync(client)));
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
-            {
-                break;
-            }
-            catch (SocketException ex)
-            {
-                _slots.Release();
-                LogAcceptFailed(_logger, ex.Message);
-                await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
-            }
-        }
-
-        await Task.WhenAll(clients).ConfigureAwait(false);
-    }
+    private Task AcceptLoopAsync() =>
+        BoundedAcceptLoop.RunAsync(_listener, _slots, ServeAsync, message => LogAcceptFailed(_logger, message), _stop.Token);
 
     private async Task ServeAsync(Socket client)
     {
