@@ -44,15 +44,19 @@ internal sealed partial class UnixSocketEndpoint
 
         UnixIoResult received = Transfer(packet, 0, maxBytes, send: false);
         NoteShortRead(received, maxBytes);
-        return received.Status switch
-        {
-            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes),
-            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
-            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
-            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
-            _ => EndpointResult.Error,
-        };
+        return MapRead(received, SeqPacketFlags.None);
     }
+
+    /// <summary>What a receive means to the device: the bytes (with <paramref name="flags"/> when they end a message),
+    /// wait, end of stream (or closed, when the peer hung up entirely), closed, or an error.</summary>
+    private EndpointResult MapRead(UnixIoResult received, SeqPacketFlags flags) => received.Status switch
+    {
+        UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes, flags),
+        UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
+        UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
+        UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
+        _ => EndpointResult.Error,
+    };
 
     /// <summary>
     /// One <c>sendmsg</c> / <c>recvmsg</c> between the socket and the packet's payload buffer
@@ -161,14 +165,7 @@ internal sealed partial class UnixSocketEndpoint
         }
 
         UnixIoResult received = _reader!.Read(_socket, destination, out bool endOfMessage);
-        return received.Status switch
-        {
-            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes, endOfMessage ? SeqPacketFlags.EndOfMessage : SeqPacketFlags.None),
-            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
-            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
-            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
-            _ => EndpointResult.Error,
-        };
+        return MapRead(received, endOfMessage ? SeqPacketFlags.EndOfMessage : SeqPacketFlags.None);
     }
 
     // ---------------------------------------------------------------- helpers

@@ -237,14 +237,7 @@ internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandl
 
         UnixIoResult received = UnixSocketIo.Receive(_socket, segments[..used]);
         NoteShortRead(received, maxBytes - remaining);
-        return received.Status switch
-        {
-            UnixIoStatus.Ok => EndpointResult.Ok(received.Bytes),
-            UnixIoStatus.WouldBlock => EndpointResult.WouldBlock,
-            UnixIoStatus.EndOfStream => PeerHungUp() ? EndpointResult.Closed : EndpointResult.EndOfStream,
-            UnixIoStatus.Reset or UnixIoStatus.PeerClosed => EndpointResult.Closed,
-            _ => EndpointResult.Error,
-        };
+        return MapRead(received, SeqPacketFlags.None);
     }
 
     /// <inheritdoc/>

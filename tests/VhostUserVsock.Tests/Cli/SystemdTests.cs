@@ -53,25 +53,14 @@ public sealed partial class SystemdTests
     [Fact(Timeout = 90_000)]
     public async Task A_socket_passed_with_listen_fds_is_served_and_left_to_systemd()
     {
-        const string activate = "/usr/bin/systemd-socket-activate";
-        Assert.True(File.Exists(activate), "systemd-socket-activate is missing: run scripts/install-test-deps.sh (Debian package systemd)");
         using var dir = new TempDirectory();
         string socket = dir.File("vhost.sock");
         string uds = dir.File("vm.vsock");
         using var notify = new NotifySocket(dir.File("notify"));
-        using DaemonProcess daemon = DaemonProcess.Start(
-            ["--socket", socket, "--uds-path", uds],
-            new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = notify.Path },
-            [activate, "-l", socket, "--fdname=vhost-user", "-E", "NOTIFY_SOCKET"]);
 
         // systemd-socket-activate binds the socket, and starts the daemon on the first connection (the frontend).
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (!File.Exists(socket))
-        {
-            Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
-            Assert.True(waited.Elapsed < Timeout, $"no socket after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
-            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by the Timeout deadline
-        }
+        using DaemonProcess daemon = await StartActivatedAsync(
+            ["--socket", socket, "--uds-path", uds], notify, ["-l", socket, "--fdname=vhost-user"], [socket]);
 
         using var frontend = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         frontend.Connect(new UnixDomainSocketEndPoint(socket));
@@ -82,11 +71,7 @@ public sealed partial class SystemdTests
         // The frontend that woke it was accepted on the passed socket.
         Assert.True(await EventuallyAsync(() => daemon.Stderr.Contains("frontend connected", StringComparison.OrdinalIgnoreCase)), $"stderr:\n{daemon.Stderr}");
 
-        Match pid = DaemonPid().Match(daemon.Stderr);
-        Assert.True(pid.Success, $"stderr:\n{daemon.Stderr}");
-        PosixSignals.Send(int.Parse(pid.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), PosixSignals.SIGTERM);
-        int exitCode = await daemon.WaitForExitAsync(Timeout);
-        Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
+        await StopActivatedAsync(daemon);
         Assert.True(File.Exists(socket), "the activated socket's file belongs to systemd and must stay");
         Assert.False(File.Exists(uds), "the host-side socket was not removed");
     }
@@ -94,24 +79,12 @@ public sealed partial class SystemdTests
     [Fact(Timeout = 90_000)]
     public async Task A_passed_host_side_socket_is_served_and_left_to_systemd()
     {
-        const string activate = "/usr/bin/systemd-socket-activate";
-        Assert.True(File.Exists(activate), "systemd-socket-activate is missing: run scripts/install-test-deps.sh (Debian package systemd)");
         using var dir = new TempDirectory();
         string socket = dir.File("vhost.sock");
         string uds = dir.File("vm.vsock");
         using var notify = new NotifySocket(dir.File("notify"));
-        using DaemonProcess daemon = DaemonProcess.Start(
-            ["--socket", socket, "--uds-path", uds, "--log-level", "debug"],
-            new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = notify.Path },
-            [activate, "-l", socket, "-l", uds, "-E", "NOTIFY_SOCKET"]);
-
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (!File.Exists(socket) || !File.Exists(uds))
-        {
-            Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
-            Assert.True(waited.Elapsed < Timeout, $"no sockets after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
-            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by the Timeout deadline
-        }
+        using DaemonProcess daemon = await StartActivatedAsync(
+            ["--socket", socket, "--uds-path", uds, "--log-level", "debug"], notify, ["-l", socket, "-l", uds], [socket, uds]);
 
         // A host program connects first (this wakes the daemon) and asks for a guest port: its connection waits in
         // the passed socket's backlog until the daemon accepts it there. With no guest attached the daemon refuses
@@ -140,11 +113,7 @@ public sealed partial class SystemdTests
             Assert.True(n == 0, $"expected the refusal (end of stream), got {System.Text.Encoding.ASCII.GetString(reply, 0, n)}; stderr:\n{daemon.Stderr}");
         }
 
-        Match pid = DaemonPid().Match(daemon.Stderr);
-        Assert.True(pid.Success, $"stderr:\n{daemon.Stderr}");
-        PosixSignals.Send(int.Parse(pid.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), PosixSignals.SIGTERM);
-        int exitCode = await daemon.WaitForExitAsync(Timeout);
-        Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
+        await StopActivatedAsync(daemon);
         Assert.True(File.Exists(socket), "the activated vhost-user socket's file belongs to systemd and must stay");
         Assert.True(File.Exists(uds), "the activated host-side socket's file belongs to systemd and must stay");
         Assert.False(File.Exists(uds + ".seqpacket"), "the daemon's own SEQPACKET socket was not removed");
@@ -186,6 +155,39 @@ public sealed partial class SystemdTests
         using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         client.Connect(new UnixDomainSocketEndPoint(path));
         using Socket accepted = taken.Accept();
+    }
+
+    /// <summary>
+    /// Starts the daemon the way a socket unit does, under <c>systemd-socket-activate</c> with <paramref name="listen"/>
+    /// (its <c>-l</c> options) and <c>NOTIFY_SOCKET</c>, and waits until every path of <paramref name="sockets"/> is bound.
+    /// </summary>
+    private static async Task<DaemonProcess> StartActivatedAsync(string[] arguments, NotifySocket notify, string[] listen, string[] sockets)
+    {
+        const string activate = "/usr/bin/systemd-socket-activate";
+        Assert.True(File.Exists(activate), "systemd-socket-activate is missing: run scripts/install-test-deps.sh (Debian package systemd)");
+        DaemonProcess daemon = DaemonProcess.Start(
+            arguments,
+            new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = notify.Path },
+            [activate, .. listen, "-E", "NOTIFY_SOCKET"]);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!sockets.All(File.Exists))
+        {
+            Assert.False(daemon.HasExited, $"systemd-socket-activate exited early; stderr:\n{daemon.Stderr}");
+            Assert.True(waited.Elapsed < Timeout, $"no sockets after {Timeout.TotalSeconds} s; stderr:\n{daemon.Stderr}");
+            await Task.Delay(20, TestContext.Current.CancellationToken); // poll interval; the loop is bounded by the Timeout deadline
+        }
+
+        return daemon;
+    }
+
+    /// <summary>SIGTERM to the daemon behind <c>systemd-socket-activate</c> (its pid is in its log); it must exit 0.</summary>
+    private static async Task StopActivatedAsync(DaemonProcess daemon)
+    {
+        Match pid = DaemonPid().Match(daemon.Stderr);
+        Assert.True(pid.Success, $"stderr:\n{daemon.Stderr}");
+        PosixSignals.Send(int.Parse(pid.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), PosixSignals.SIGTERM);
+        int exitCode = await daemon.WaitForExitAsync(Timeout);
+        Assert.True(exitCode == 0, $"exit code {exitCode}; stderr:\n{daemon.Stderr}");
     }
 
     private static async Task<bool> EventuallyAsync(Func<bool> condition)

@@ -26,13 +26,8 @@ public sealed class VsockVmServerSiblingTests
         Task[] running = [.. config.Vms.Select(vm => server.RunAsync(vm, NullLoggerFactory.Instance, stop.Token))];
         try
         {
-            var registrationDeadline = DateTime.UtcNow.AddSeconds(30);
-            while (server.Siblings!.Cids.Count < config.Vms.Length)
-            {
-                Assert.DoesNotContain(running, task => task.IsFaulted);
-                Assert.True(DateTime.UtcNow < registrationDeadline, $"only {server.Siblings.Cids.Count} of {config.Vms.Length} VMs registered in 30 s");
-                await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by the registration deadline (registrationDeadline)
-            }
+            await WaitUntilAllRegisteredAsync(server, config, running);
+            Assert.NotNull(server.Siblings);
 
             foreach (VmConfig from in config.Vms)
             {
@@ -72,13 +67,8 @@ public sealed class VsockVmServerSiblingTests
         Task[] running = [.. config.Vms.Select(vm => server.RunAsync(vm, NullLoggerFactory.Instance, stop.Token))];
         try
         {
-            var registrationDeadline = DateTime.UtcNow.AddSeconds(30);
-            while (server.Siblings!.Cids.Count < config.Vms.Length)
-            {
-                Assert.DoesNotContain(running, task => task.IsFaulted);
-                Assert.True(DateTime.UtcNow < registrationDeadline, $"only {server.Siblings.Cids.Count} of {config.Vms.Length} VMs registered in 30 s");
-                await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by the registration deadline (registrationDeadline)
-            }
+            await WaitUntilAllRegisteredAsync(server, config, running);
+            Assert.NotNull(server.Siblings);
 
             foreach (VmConfig from in config.Vms)
             {
@@ -98,6 +88,18 @@ public sealed class VsockVmServerSiblingTests
         {
             await stop.CancelAsync();
             await Task.WhenAll(running);
+        }
+    }
+
+    /// <summary>Waits (at most 30 s) until every VM of <paramref name="config"/> joined the server's CID map.</summary>
+    private static async Task WaitUntilAllRegisteredAsync(VsockVmServer server, DaemonConfig config, Task[] running)
+    {
+        var registrationDeadline = DateTime.UtcNow.AddSeconds(30);
+        while (server.Siblings!.Cids.Count < config.Vms.Length)
+        {
+            Assert.DoesNotContain(running, task => task.IsFaulted);
+            Assert.True(DateTime.UtcNow < registrationDeadline, $"only {server.Siblings.Cids.Count} of {config.Vms.Length} VMs registered in 30 s");
+            await Task.Delay(20, TestContext.Current.CancellationToken); // a poll interval, bounded by the registration deadline (registrationDeadline)
         }
     }
 }
