@@ -41,6 +41,7 @@ internal static class LoadRunner
         double? p99 = null;
         double? limit = null;
         double? limitP99 = null;
+        double? limitCold = null;
         string unit;
         long streamBytes = 0;
         switch (options.Mode)
@@ -49,7 +50,13 @@ internal static class LoadRunner
                 unit = "MiB_per_s";
                 streamBytes = scenario.MeasuredUnits;
                 value = finished ? scenario.MeasuredUnits / seconds / (1 << 20) : 0;
-                limit = options.MeasureLimit ? SocketPairLimit.Stream(Math.Max(scenario.MeasuredUnits, 1 << 20), options.WriteSize) : null;
+                if (options.MeasureLimit)
+                {
+                    (double rate, double cold) = SocketPairLimit.Stream(Math.Max(scenario.MeasuredUnits, 1 << 20), options.WriteSize, Scenario.ColdWindowBytes);
+                    limit = rate;
+                    limitCold = cold > 0 ? cold : null;
+                }
+
                 break;
             case LoadMode.RequestResponse:
                 unit = "p50_us";
@@ -100,6 +107,7 @@ internal static class LoadRunner
             ColdRate = scenario.ColdWindowEndTicks != 0 && scenario.StreamOpenedTicks != 0
                 ? Scenario.ColdWindowBytes / ((scenario.ColdWindowEndTicks - scenario.StreamOpenedTicks) / (double)Stopwatch.Frequency) / (1 << 20)
                 : null,
+            LimitColdRate = limitCold,
             LateNotifications = scenario.LateNotifications,
             Iterations = scenario.Iterations,
             AllocatedBytes = scenario.AllocatedBytes,

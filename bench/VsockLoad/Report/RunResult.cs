@@ -57,6 +57,9 @@ internal sealed class RunResult
     /// <summary>MiB/s over the first 64 MiB after the stream opened (cold start), or null.</summary>
     public double? ColdRate { get; init; }
 
+    /// <summary>The socketpair limit's MiB/s over its first 64 MiB on a fresh pair, or null.</summary>
+    public double? LimitColdRate { get; init; }
+
     /// <summary>Bytes streamed (both directions) for per-GiB figures.</summary>
     public long StreamBytes { get; init; }
 
@@ -126,6 +129,15 @@ internal sealed class RunResult
         if (ColdRate is { } cold)
         {
             Add("first64MiB_MiB_per_s", F(cold, 1));
+            if (Value > 0)
+            {
+                Add("first64_of_steady", F(cold / Value, 3));
+            }
+
+            if (LimitColdRate is { } limitCold && Limit is { } steadyLimit && steadyLimit > 0)
+            {
+                Add("limit_first64_of_steady", F(limitCold / steadyLimit, 3));
+            }
         }
 
         double gib = StreamBytes / (double)(1L << 30);
