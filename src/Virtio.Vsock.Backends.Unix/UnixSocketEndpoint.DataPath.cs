@@ -27,6 +27,98 @@ internal sealed partial class UnixSocketEndpoint
         return sent.IsOk ? EndpointResult.Ok(sent.Bytes) : MapWrite(sent);
     }
 
+    /// <summary>
+    /// A run of TX packets with as few <c>sendmsg</c> calls as the gather limit allows (one for a run of whole packets
+    /// within <see cref="MaxRunGather"/> buffers): stops at the first short write, since the socket is then full.
+    /// </summary>
+    private EndpointResult SendStream(ReadOnlySpan<VsockPacket> packets, int firstOffset)
+    {
+        // The device's TX packets are parsed from guest memory, a native mapping that never moves: their addresses
+        // can be taken without pinning.
+        Span<UnixIoSegment> segments = stackalloc UnixIoSegment[MaxRunGather];
+        int total = 0;
+        int index = 0;
+        int offset = firstOffset;
+        while (index < packets.Length)
+        {
+            int used = 0;
+            int gathered = 0;
+            int endIndex = index;
+            int endOffset = offset;
+            while (endIndex < packets.Length)
+            {
+                VsockPacket packet = packets[endIndex];
+                int count = (int)packet.Len - endOffset;
+                if (count < 0)
+                {
+                    return total > 0 ? EndpointResult.Ok(total) : EndpointResult.Error;
+                }
+
+                int usedBefore = used;
+                int gatheredBefore = gathered;
+                bool whole = true;
+                DataSpanEnumerator spans = packet.GetDataSpans(endOffset, count);
+                while (spans.MoveNext())
+                {
+                    if (used == MaxRunGather)
+                    {
+                        whole = false;
+                        break;
+                    }
+
+                    segments[used++] = Segment(spans.Current);
+                    gathered += spans.Current.Length;
+                }
+
+                if (spans.Error.IsError)
+                {
+                    return total > 0 ? EndpointResult.Ok(total) : EndpointResult.Error;
+                }
+
+                if (!whole)
+                {
+                    if (usedBefore > 0)
+                    {
+                        // This packet goes whole into the next call.
+                        used = usedBefore;
+                        gathered = gatheredBefore;
+                    }
+                    else
+                    {
+                        // One packet with more buffers than one call takes: send a part, then the rest.
+                        endOffset += gathered;
+                    }
+
+                    break;
+                }
+
+                endIndex++;
+                endOffset = 0;
+            }
+
+            if (gathered > 0)
+            {
+                UnixIoResult sent = UnixSocketIo.Send(_socket, segments[..used]);
+                if (!sent.IsOk)
+                {
+                    // After bytes went out, report them: the next write meets the error (or the wait) again.
+                    return total > 0 ? EndpointResult.Ok(total) : MapWrite(sent);
+                }
+
+                total += sent.Bytes;
+                if (sent.Bytes < gathered)
+                {
+                    return EndpointResult.Ok(total);
+                }
+            }
+
+            index = endIndex;
+            offset = endOffset;
+        }
+
+        return EndpointResult.Ok(total);
+    }
+
     private void NoteShortRead(UnixIoResult received, int asked)
     {
         if (received.IsOk && received.Bytes < asked && !_hangUpSeen)

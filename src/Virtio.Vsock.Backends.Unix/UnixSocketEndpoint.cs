@@ -38,6 +38,9 @@ internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandl
     /// <summary>The most guest buffers gathered into one <c>sendmsg</c> / <c>recvmsg</c>.</summary>
     private const int MaxGather = 32;
 
+    // Buffers one sendmsg of a TX run gathers (a run is at most 16 packets, usually one buffer each).
+    private const int MaxRunGather = 64;
+
     private readonly UnixSocketBackend _owner;
     private readonly Socket _socket;
     private readonly SeqPacketMessageReader? _reader;
@@ -80,6 +83,9 @@ internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandl
 
     /// <inheritdoc/>
     public bool ReadsIntoManyPackets => _reader is null;
+
+    /// <inheritdoc/>
+    public bool WritesFromManyPackets => _writer is null;
 
     /// <summary>
     /// Prepares <paramref name="socket"/> for the data path and registers it with
@@ -140,6 +146,17 @@ internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandl
         }
 
         return _writer is null ? SendStream(packet, offset, count) : SendMessagePieces(packet, offset, count, boundary);
+    }
+
+    /// <inheritdoc/>
+    public EndpointResult Write(ReadOnlySpan<VsockPacket> packets, int firstOffset)
+    {
+        if (_replyPending || _killed)
+        {
+            return _killed ? EndpointResult.Error : EndpointResult.WouldBlock;
+        }
+
+        return _writer is null ? SendStream(packets, firstOffset) : Write(packets[0], firstOffset, SeqPacketFlags.None);
     }
 
     /// <inheritdoc/>

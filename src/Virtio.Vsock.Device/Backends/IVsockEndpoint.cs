@@ -19,6 +19,24 @@ public interface IVsockEndpoint
     /// <returns>The bytes taken (possibly fewer), or why none.</returns>
     EndpointResult Write(VsockPacket packet, int offset, SeqPacketFlags boundary);
 
+    /// <summary>
+    /// Guest-to-host stream data from several TX packets' payloads, in order (the first from <paramref name="firstOffset"/>),
+    /// so a backend can write a run of packets with one system call. Only called for <see cref="VsockType.Stream"/>
+    /// connections, and only when <see cref="WritesFromManyPackets"/>. Default: the first packet only.
+    /// </summary>
+    /// <param name="packets">Parsed TX packets.</param>
+    /// <param name="firstOffset">The first payload byte of the first packet to write.</param>
+    /// <returns>The bytes taken from the packets in order (possibly fewer than all), or why none.</returns>
+    EndpointResult Write(ReadOnlySpan<VsockPacket> packets, int firstOffset) =>
+        Write(packets[0], firstOffset, SeqPacketFlags.None);
+
+    /// <summary>
+    /// Whether <see cref="Write(ReadOnlySpan{VsockPacket}, int)"/> writes more than the first packet (one system call
+    /// for several TX packets). Only then does the device hold a connection's data packets back within a TX batch to
+    /// write them together. Default: no.
+    /// </summary>
+    bool WritesFromManyPackets => false;
+
     /// <summary>Guest-to-host data buffered earlier by the connection.</summary>
     /// <param name="data">The bytes.</param>
     /// <param name="boundary">For SEQPACKET: the flags of the message end that follows the last byte, if all are taken.</param>

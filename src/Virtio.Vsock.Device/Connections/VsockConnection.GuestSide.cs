@@ -100,6 +100,22 @@ internal sealed partial class VsockConnection
 
     private void HandleRw(VsockPacket packet)
     {
+        if (TryJoinTxRun(packet))
+        {
+            return;
+        }
+
+        if (_muxer.TxRun.Owner == this)
+        {
+            // This packet does not join the run (a credit violation, a full run, buffered bytes): the run goes
+            // first, in order. Writing it may have reset the connection.
+            _muxer.FlushTxRun();
+            if (State != ConnectionState.Established)
+            {
+                return;
+            }
+        }
+
         if (State != ConnectionState.Established || _pendingResponse || (_peerShutdown & ShutdownFlags.Send) != 0 || _endpoint is null)
         {
             // Data before the connection is up or after the guest said it sends no more.
@@ -149,18 +165,8 @@ internal sealed partial class VsockConnection
 
         if (!complete)
         {
-            TxAppendResult appended = _txBuffer.Append(packet, offset, (int)len - offset);
-            if (appended == TxAppendResult.Appended && boundary != SeqPacketFlags.None && !_txBuffer.AddBoundary(boundary))
+            if (!BufferTx(packet, offset, (int)len - offset, boundary))
             {
-                appended = TxAppendResult.OverCapacity;
-            }
-
-            if (appended != TxAppendResult.Appended)
-            {
-                Interlocked.Increment(ref appended == TxAppendResult.OverBudget
-                    ? ref _muxer.Metrics.BufferLimitResetsField
-                    : ref _muxer.Metrics.CreditViolationsField);
-                Reset(refused: false, appended == TxAppendResult.OverBudget ? "the device's buffered-bytes limit is reached" : "the guest sent beyond its credit (TX buffer full)");
                 return;
             }
 
@@ -168,6 +174,106 @@ internal sealed partial class VsockConnection
         }
 
         CheckCreditUpdate();
+    }
+
+    /// <summary>
+    /// Holds a stream data packet back in the muxer's <see cref="TxRun"/> when it can go to the host with the packets
+    /// around it in one write: the connection is up, the packet is within credit, nothing is buffered before it and
+    /// the endpoint writes from many packets at once. Its bytes count as received now (credit); they count as
+    /// forwarded when <see cref="WriteTxRun"/> writes them.
+    /// </summary>
+    private bool TryJoinTxRun(VsockPacket packet)
+    {
+        uint len = packet.Len;
+        if (Type != VsockType.Stream || State != ConnectionState.Established || _pendingResponse
+            || (_peerShutdown & ShutdownFlags.Send) != 0 || _endpoint is null || !_txBuffer.IsEmpty
+            || len > _bufAlloc - (_rxCnt - _fwdCnt) || !_endpoint.WritesFromManyPackets || !_muxer.TxRun.CanJoin(this))
+        {
+            return false;
+        }
+
+        _rxCnt += len;
+        Interlocked.Add(ref _muxer.Metrics.TxBytesField, len);
+        _muxer.KeepTxPacket(this);
+        return true;
+    }
+
+    /// <summary>
+    /// Writes the packets this connection holds in the muxer's <see cref="TxRun"/> to the host endpoint with one
+    /// gathering write; what the host does not take now is buffered (as for a single packet).
+    /// </summary>
+    /// <param name="packets">The run, in guest order.</param>
+    /// <param name="bytes">Their payload bytes.</param>
+    internal void WriteTxRun(ReadOnlySpan<VsockPacket> packets, int bytes)
+    {
+        if (_endpoint is null || State != ConnectionState.Established)
+        {
+            return;
+        }
+
+        EndpointResult result = _endpoint.Write(packets, 0);
+        int written = 0;
+        switch (result.Status)
+        {
+            case EndpointStatus.Ok:
+                written = Math.Min(result.Bytes, bytes);
+                break;
+            case EndpointStatus.WouldBlock:
+                break;
+            default:
+                Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
+                Reset(refused: false, "host write failed");
+                return;
+        }
+
+        _fwdCnt += (uint)written;
+        if (written < bytes)
+        {
+            int skip = written;
+            foreach (VsockPacket packet in packets)
+            {
+                int len = (int)packet.Len;
+                if (skip >= len)
+                {
+                    skip -= len;
+                    continue;
+                }
+
+                if (!BufferTx(packet, skip, len - skip, SeqPacketFlags.None))
+                {
+                    return;
+                }
+
+                skip = 0;
+            }
+
+            RequestWritable();
+        }
+
+        CheckCreditUpdate();
+        _muxer.ScheduleRx(this);
+    }
+
+    /// <summary>Buffers what the host did not take of a packet; resets the connection when the buffer or the device's budget is full.</summary>
+    /// <returns>Whether the bytes were buffered (else the connection is resetting).</returns>
+    private bool BufferTx(VsockPacket packet, int offset, int count, SeqPacketFlags boundary)
+    {
+        TxAppendResult appended = _txBuffer.Append(packet, offset, count);
+        if (appended == TxAppendResult.Appended && boundary != SeqPacketFlags.None && !_txBuffer.AddBoundary(boundary))
+        {
+            appended = TxAppendResult.OverCapacity;
+        }
+
+        if (appended == TxAppendResult.Appended)
+        {
+            return true;
+        }
+
+        Interlocked.Increment(ref appended == TxAppendResult.OverBudget
+            ? ref _muxer.Metrics.BufferLimitResetsField
+            : ref _muxer.Metrics.CreditViolationsField);
+        Reset(refused: false, appended == TxAppendResult.OverBudget ? "the device's buffered-bytes limit is reached" : "the guest sent beyond its credit (TX buffer full)");
+        return false;
     }
 
     private void HandleShutdown(ShutdownFlags flags, long now)

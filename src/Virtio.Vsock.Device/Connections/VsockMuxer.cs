@@ -27,6 +27,8 @@ internal sealed partial class VsockMuxer
     private readonly Queue<VsockConnection> _rxQueue = new();
     private readonly DeadlineQueue<VsockConnection> _timers = new(static (connection, deadline) => connection.State != ConnectionState.Closed && connection.Deadline == deadline);
     private readonly VsockHeader[] _pendingResets;
+    private bool _keepTxPacket;
+    private VsockConnection? _keepOwner;
     private int _resetFirst;
     private int _resetCount;
     private uint _nextLocalPort = 1u << 30;
@@ -76,15 +78,78 @@ internal sealed partial class VsockMuxer
     /// <summary>Whether anything waits for an RX buffer.</summary>
     public bool HasRxWork => _resetCount > 0 || _rxQueue.Count > 0;
 
+    /// <summary>Stream data packets of one connection held back within a TX batch to be written together.</summary>
+    public TxRun TxRun { get; } = new();
+
     /// <summary>The earliest timer deadline, or <see cref="long.MaxValue"/>.</summary>
     public long NextDeadline => _timers.NextDeadline;
 
     // ---------------------------------------------------------------- TX
 
-    /// <summary>Handles one packet the guest sent.</summary>
-    /// <param name="packet">The parsed packet.</param>
+    /// <summary>
+    /// Handles one packet the guest sent. A stream data packet may be kept in <see cref="TxRun"/> to be written with
+    /// the next ones: then <paramref name="packet"/> is replaced by a spare for the device's next chain, and the
+    /// device must call <see cref="FlushTxRun"/> before it publishes the batch's used elements.
+    /// </summary>
+    /// <param name="packet">The parsed packet; on return, the packet to parse the next chain into.</param>
     /// <param name="now">The current timestamp.</param>
-    public void HandleTx(VsockPacket packet, long now)
+    public void HandleTx(ref VsockPacket packet, long now)
+    {
+        if (TxRun.Count > 0 && !ExtendsTxRun(packet))
+        {
+            FlushTxRun();
+        }
+
+        HandleTx(packet, now);
+        if (_keepTxPacket)
+        {
+            _keepTxPacket = false;
+            TxRun.Keep(_keepOwner!, ref packet);
+            _keepOwner = null;
+        }
+    }
+
+    /// <summary>Called by a connection from its packet handler: keep the packet being handled in <see cref="TxRun"/>.</summary>
+    /// <param name="owner">The connection (it checked <see cref="TxRun.CanJoin"/>).</param>
+    public void KeepTxPacket(VsockConnection owner)
+    {
+        _keepTxPacket = true;
+        _keepOwner = owner;
+    }
+
+    /// <summary>Writes the held run to its connection's host endpoint (one gathering write) and empties it.</summary>
+    public void FlushTxRun()
+    {
+        if (TxRun.Count == 0)
+        {
+            return;
+        }
+
+        VsockConnection owner = TxRun.Owner!;
+        try
+        {
+            owner.WriteTxRun(TxRun.Packets, TxRun.Bytes);
+        }
+        catch (Exception exception)
+        {
+            owner.OnFault(exception);
+        }
+        finally
+        {
+            TxRun.Clear();
+        }
+    }
+
+    /// <summary>Whether <paramref name="packet"/> is the held run's connection's next data packet (and may join it).</summary>
+    private bool ExtendsTxRun(VsockPacket packet)
+    {
+        VsockConnection owner = TxRun.Owner!;
+        return packet.Op == VsockOp.Rw && TxRun.Count < TxRun.MaxPackets && packet.Type == owner.Type
+            && packet.SrcCid == Options.GuestCid && packet.DstCid == VsockCid.Host
+            && new ConnectionKey(packet.DstCid, packet.DstPort, packet.SrcCid, packet.SrcPort) == owner.Key;
+    }
+
+    private void HandleTx(VsockPacket packet, long now)
     {
         Interlocked.Increment(ref Metrics.TxPacketsField);
         ConnectionLog.GuestPacket(Options.Logger, packet);
@@ -131,6 +196,8 @@ internal sealed partial class VsockMuxer
             }
             catch (Exception exception)
             {
+                _keepTxPacket = false;
+                _keepOwner = null;
                 connection.OnFault(exception);
             }
 

@@ -115,13 +115,15 @@ public sealed partial class VsockDevice
             else
             {
                 _tap?.OnPacket(_txPacket, fromGuest: true);
-                _muxer.HandleTx(_txPacket, now);
+                _muxer.HandleTx(ref _txPacket, now);
             }
 
             queue.AddUsedDeferred(memory, chain.HeadIndex, 0);
             used = true;
         }
 
+        // Data packets held back to go to the host together are written before their chains go back to the guest.
+        _muxer.FlushTxRun();
         if (used)
         {
             Publish(q, memory);

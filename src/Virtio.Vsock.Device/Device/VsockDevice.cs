@@ -61,7 +61,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     private readonly VirtQueue[] _queues = new VirtQueue[VsockQueueIndex.Count];
     private readonly bool[] _running = new bool[VsockQueueIndex.Count];
     private readonly bool[] _broken = new bool[VsockQueueIndex.Count];
-    private readonly VsockPacket _txPacket = new();
+    private VsockPacket _txPacket = new();
     private readonly VsockPacket _rxPacket = new();
     private readonly RxBatch _rxBatch;
     private GuestMemory? _memory;
