@@ -24,8 +24,12 @@ namespace Virtio.Vsock.Backends.Unix;
 /// connection's I/O (non-blocking system calls straight between sockets and guest memory). Every connected
 /// host socket is watched by the device's own loop (<see cref="IVsockBackendHost.FdPoller"/>: the same
 /// epoll that waits for the guest's kicks), so readiness reaches the connection with no thread of the
-/// backend's own and no hop between threads; an idle connection costs no CPU. Handshakes, replies and
-/// retried connects run on thread-pool continuations.</para>
+/// backend's own and no hop between threads; an idle connection costs no CPU. The listeners are on the same loop
+/// once a device attached (accept, handshake reads, handshake deadlines and accept back-off; see
+/// <see cref="HybridVsockListener"/>), and a completed handshake starts its guest connect in the same turn. A guest
+/// connect that meets a full host backlog is retried on the loop's timers and completed there. One hop remains:
+/// <see cref="IVsockBackendHost.ConnectAsync"/> is Task-based and completes its continuations asynchronously, so
+/// the <c>OK</c> reply (one non-blocking send) runs as one thread-pool work item.</para>
 /// <para><b>Owns:</b> the listeners (and their socket files), every host socket it opened or
 /// accepted (through its endpoints), and the bounded set of host connections waiting for the guest.
 /// <b>Must never:</b> block the device loop, hold unbounded memory (handshakes, waiting host connects and
@@ -43,7 +47,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private readonly UnixSocketBackendOptions _options;
     private readonly ILogger? _logger;
     private readonly UnixPortConnector _connector;
-    private readonly SemaphoreSlim _hostConnectSlots;
+    private readonly Action<object?, UnixConnectResult> _onRetriedConnect;
+    private readonly Action<Task<uint>, object?> _onHostConnected;
     private readonly ConcurrentDictionary<UnixSocketEndpoint, byte> _endpoints = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly object _lock = new();
@@ -51,7 +56,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private IVsockBackendHost? _host;
     private HybridVsockListener? _streamListener;
     private HybridVsockListener? _seqPacketListener;
-    private Task[] _pumps = [];
+    private bool _takeSeqPacketFirst;
     private int _state;
     private int _inFlight;
     private int _pendingHostConnects;
@@ -84,7 +89,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         _connector = new UnixPortConnector(options.UdsPath, options.GuestConnectTimeout);
         _options = options;
         _logger = options.Logger;
-        _hostConnectSlots = new SemaphoreSlim(options.MaxPendingHostConnects, options.MaxPendingHostConnects);
+        _onRetriedConnect = OnRetriedConnect;
+        _onHostConnected = OnHostConnected;
     }
 
     /// <summary>The hybrid-vsock socket path (stream listener).</summary>
@@ -111,8 +117,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     /// <summary>
     /// Starts the listeners: SOCK_STREAM at <see cref="UdsPath"/> and, unless
     /// turned off, SOCK_SEQPACKET at <see cref="SeqPacketPath"/>. A stale socket file at either path is
-    /// replaced; a live one is not. Create the device (which attaches the backend) before host programs
-    /// connect: until then their connections are closed without a reply.
+    /// replaced; a live one is not. Until a device attaches the backend, host programs' connections wait in the
+    /// listeners' kernel backlog; they are served once the device's loop takes the listeners over.
     /// </summary>
     /// <exception cref="IOException">A path is in use by a live listener, is not a socket, or cannot be bound.</exception>
     /// <exception cref="InvalidOperationException">Already started.</exception>
@@ -144,9 +150,10 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             }
 
             _state = Running;
-            _pumps = _seqPacketListener is null
-                ? [Task.Run(() => PumpAsync(_streamListener))]
-                : [Task.Run(() => PumpAsync(_streamListener)), Task.Run(() => PumpAsync(_seqPacketListener))];
+            if (Volatile.Read(ref _host) is { } host)
+            {
+                AttachListeners(host.FdPoller);
+            }
         }
 
         if (_logger is not null)
@@ -159,7 +166,14 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     void IVsockBackend.Attach(IVsockBackendHost host)
     {
         ArgumentNullException.ThrowIfNull(host);
-        Volatile.Write(ref _host, host);
+        lock (_lock)
+        {
+            Volatile.Write(ref _host, host);
+            if (_state == Running)
+            {
+                AttachListeners(host.FdPoller);
+            }
+        }
     }
 
     /// <inheritdoc/>
@@ -184,14 +198,18 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             return;
         }
 
-        ValueTask<UnixConnectResult> connect = _connector.ConnectAsync(connection.LocalPort, connection.Type, _reset.Token);
-        if (connect.IsCompletedSuccessfully)
+        IVsockBackendHost? host = Volatile.Read(ref _host);
+        if (host is null)
         {
-            CompleteGuestConnect(connection, connect.Result);
+            Refuse(connection, UnixConnectStatus.Canceled);
+            return;
         }
-        else
+
+        // Done at once unless the host listener's backlog is full; then retried on the device loop's timers and
+        // completed there (or by the reset that cancels it).
+        if (_connector.Connect(connection.LocalPort, connection.Type, host.FdPoller, _onRetriedConnect, connection, _reset.Token, out UnixConnectResult result))
         {
-            _ = CompleteGuestConnectAsync(connection, connect);
+            CompleteGuestConnect(connection, result);
         }
     }
 
@@ -241,7 +259,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             await _seqPacketListener.DisposeAsync().ConfigureAwait(false);
         }
 
-        await Task.WhenAll(_pumps).ConfigureAwait(false);
         foreach (UnixSocketEndpoint endpoint in _endpoints.Keys)
         {
             endpoint.Kill();
@@ -281,7 +298,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         Passed = _options.PassedListener?.Invoke(path),
         SocketType = type,
         HandshakeTimeout = _options.HandshakeTimeout,
-        ReadinessPoller = () => Volatile.Read(ref _host)?.FdPoller,
+        RequestQueued = PumpHostConnects,
         MaxPendingHandshakes = _options.MaxPendingHandshakes,
         Backlog = _options.ListenBacklog,
         HandshakeFailed = _logger is null ? null : (failure, detail) => LogHandshakeFailed(_logger, path, failure, detail),
@@ -317,33 +334,76 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
 
     // ---------------------------------------------------------------- host-initiated
 
-    private async Task PumpAsync(HybridVsockListener listener)
+    /// <summary>Hands the listeners to the device's loop (under <c>_lock</c>).</summary>
+    private void AttachListeners(IVsockFdPoller loop)
     {
-        CancellationToken stop = _stop.Token;
-        try
-        {
-            while (await listener.Requests.WaitToReadAsync(stop).ConfigureAwait(false))
-            {
-                await _hostConnectSlots.WaitAsync(stop).ConfigureAwait(false);
-                if (!listener.Requests.TryRead(out HostConnectRequest? request))
-                {
-                    _hostConnectSlots.Release();
-                    continue;
-                }
+        _streamListener?.Attach(loop);
+        _seqPacketListener?.Attach(loop);
+    }
 
-                Interlocked.Increment(ref _inFlight);
-                Interlocked.Increment(ref _pendingHostConnects);
-                _ = HostConnectAsync(request);
-            }
-        }
-        catch (OperationCanceledException)
+    /// <summary>
+    /// Starts host connects for queued requests while fewer than <see cref="UnixSocketBackendOptions.MaxPendingHostConnects"/>
+    /// are waiting for the guest (both listeners share the bound and take turns). Called on the device loop when a
+    /// handshake completes, and wherever a connect finishes (its slot is free). A request that finds no slot stays in
+    /// its listener's bounded queue; whoever frees the next slot takes it (the re-check after giving a slot back
+    /// closes the race with a request queued meanwhile).
+    /// </summary>
+    private void PumpHostConnects()
+    {
+        while (true)
         {
-            // Disposed.
+            int pending = Volatile.Read(ref _pendingHostConnects);
+            if (pending >= _options.MaxPendingHostConnects)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _pendingHostConnects, pending + 1, pending) != pending)
+            {
+                continue;
+            }
+
+            if (TakeRequest(out HostConnectRequest? request))
+            {
+                StartHostConnect(request);
+                continue;
+            }
+
+            Interlocked.Decrement(ref _pendingHostConnects);
+            if (!(_streamListener?.HasQueued ?? false) && !(_seqPacketListener?.HasQueued ?? false))
+            {
+                return;
+            }
         }
     }
 
-    private async Task HostConnectAsync(HostConnectRequest request)
+    private bool TakeRequest([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out HostConnectRequest? request)
     {
+        HybridVsockListener? first = _streamListener;
+        HybridVsockListener? second = _seqPacketListener;
+        if (Volatile.Read(ref _takeSeqPacketFirst))
+        {
+            (first, second) = (second, first);
+        }
+
+        request = null;
+        if (first?.TryTake(out request) == true || second?.TryTake(out request) == true)
+        {
+            Volatile.Write(ref _takeSeqPacketFirst, request!.Type == VsockType.Stream);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Checks the access rules, wraps the socket in an endpoint watched by the device loop and asks the device to
+    /// connect (normally on the loop, from <see cref="PumpHostConnects"/>: the device queues the REQUEST in the same
+    /// turn). The caller took a host-connect slot; <see cref="FinishHostConnect"/> gives it back.
+    /// </summary>
+    private void StartHostConnect(HostConnectRequest request)
+    {
+        Interlocked.Increment(ref _inFlight);
         UnixSocketEndpoint? endpoint = null;
         try
         {
@@ -360,6 +420,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
                     LogHostConnectDenied(_logger, request.Port, peer?.Uid ?? uint.MaxValue, peer?.Gid ?? uint.MaxValue, peer?.Pid ?? 0);
                 }
 
+                FinishHostConnect();
                 return;
             }
 
@@ -369,30 +430,53 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             {
                 request.Reject();
                 Interlocked.Increment(ref _hostConnectsFailed);
+                FinishHostConnect();
                 return;
             }
 
-            uint localPort;
-            try
+            // ConnectAsync is the device's Task-based contract: its completion runs continuations asynchronously, so
+            // the reply (one non-blocking send and the endpoint's release) runs as one thread-pool work item.
+            Task<uint> connect = host.ConnectAsync(request.Port, request.Type, endpoint, _stop.Token);
+            connect.ContinueWith(_onHostConnected, new HostConnect(request, endpoint), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+        catch (Exception e)
+        {
+            // Nothing above should throw; one host connection must never take the backend down.
+            endpoint?.Kill();
+            request.Reject();
+            Interlocked.Increment(ref _hostConnectsFailed);
+            if (_logger is not null)
             {
-                localPort = await host.ConnectAsync(request.Port, request.Type, endpoint, _stop.Token).ConfigureAwait(false);
+                LogUnexpected(_logger, e);
             }
-            catch (Exception e)
+
+            FinishHostConnect();
+        }
+    }
+
+    /// <summary>The guest answered (or the connect failed): send <c>OK &lt;port&gt;\n</c> or close, then free the slot.</summary>
+    private void OnHostConnected(Task<uint> connect, object? state)
+    {
+        var (request, endpoint) = (HostConnect)state!;
+        try
+        {
+            if (!connect.IsCompletedSuccessfully)
             {
                 // Refused (RST), timed out, no resources, not running, reset, or cancelled by DisposeAsync.
+                Exception? e = connect.Exception?.InnerException;
                 endpoint.Close(abort: true);
                 endpoint.CompleteReply(sent: false);
                 request.Reject();
                 Interlocked.Increment(ref _hostConnectsFailed);
                 if (_logger is not null)
                 {
-                    LogHostConnectFailed(_logger, request.Port, request.Type, e is VsockConnectException connect ? connect.Reason.ToString() : e.GetType().Name);
+                    LogHostConnectFailed(_logger, request.Port, request.Type, e is VsockConnectException failure ? failure.Reason.ToString() : e?.GetType().Name ?? "canceled");
                 }
 
                 return;
             }
 
-            UnixIoResult reply = request.Accept(localPort);
+            UnixIoResult reply = request.Accept(connect.Result);
             endpoint.CompleteReply(reply.IsOk);
             if (reply.IsOk)
             {
@@ -410,7 +494,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         catch (Exception e)
         {
             // Nothing above should throw; one host connection must never take the backend down.
-            endpoint?.Kill();
+            endpoint.Kill();
             request.Reject();
             Interlocked.Increment(ref _hostConnectsFailed);
             if (_logger is not null)
@@ -420,33 +504,40 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref _pendingHostConnects);
-            Interlocked.Decrement(ref _inFlight);
-            _hostConnectSlots.Release();
+            FinishHostConnect();
+        }
+    }
+
+    /// <summary>A host connect ended: free its slot and start the next queued one, if any.</summary>
+    private void FinishHostConnect()
+    {
+        Interlocked.Decrement(ref _pendingHostConnects);
+        Interlocked.Decrement(ref _inFlight);
+        if (Volatile.Read(ref _state) == Running)
+        {
+            PumpHostConnects();
         }
     }
 
     // ---------------------------------------------------------------- guest-initiated
 
-    private async Task CompleteGuestConnectAsync(IVsockIncomingConnection connection, ValueTask<UnixConnectResult> connect)
+    /// <summary>A guest connect that met a full backlog ended (on the device loop, or on the thread that reset or disposed us).</summary>
+    private void OnRetriedConnect(object? state, UnixConnectResult result)
     {
-        Interlocked.Increment(ref _inFlight);
+        var connection = (IVsockIncomingConnection)state!;
         try
         {
-            CompleteGuestConnect(connection, await connect.ConfigureAwait(false));
+            CompleteGuestConnect(connection, result);
         }
         catch (Exception e)
         {
-            // The connector reports failures as values; be safe anyway.
+            // Nothing here should throw; be safe anyway.
+            result.Socket?.Dispose();
             Refuse(connection, UnixConnectStatus.Failed);
             if (_logger is not null)
             {
                 LogUnexpected(_logger, e);
             }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _inFlight);
         }
     }
 
@@ -480,6 +571,9 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             LogGuestConnectRefused(_logger, connection.PeerPort, connection.LocalPort, connection.Type, status, errno);
         }
     }
+
+    /// <summary>A host connect waiting for the guest: the request (the reply goes there) and its endpoint.</summary>
+    private sealed record HostConnect(HostConnectRequest Request, UnixSocketEndpoint Endpoint);
 
     // ---------------------------------------------------------------- logging
 
