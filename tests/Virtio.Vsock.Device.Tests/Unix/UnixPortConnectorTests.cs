@@ -149,6 +149,57 @@ public sealed class UnixPortConnectorTests : IDisposable
     }
 
     [Fact(Timeout = 45_000)]
+    public async Task A_full_backlog_is_retried_on_the_loops_timers_and_completes_on_the_loop()
+    {
+        string uds = _sockets.NewPath("uds");
+        var connector = new UnixPortConnector(uds, TimeSpan.FromSeconds(20));
+        using Socket slow = UnixTestSockets.Listen(connector.GetPath(13), backlog: 0);
+        List<Socket> held = FillBacklog(connector, 13);
+        try
+        {
+            var outcome = new TaskCompletionSource<(UnixConnectResult Result, bool OnLoop, object? State)>(TaskCreationOptions.RunContinuationsAsynchronously);
+            object state = new();
+            bool now = connector.Connect(
+                13, VsockType.Stream, _loop.Poller, (s, result) => outcome.TrySetResult((result, _loop.IsLoopThread, s)), state, Ct, out _);
+            Assert.False(now); // the backlog is full: retrying, on the loop's timers
+
+            // The retries keep meeting EAGAIN until the host program accepts one queued connection.
+            Assert.False(outcome.Task.IsCompleted);
+            using Socket first = await slow.AcceptAsync(Ct);
+            (UnixConnectResult result, bool onLoop, object? passed) = await outcome.Task.WaitAsync(TimeSpan.FromSeconds(20), Ct);
+            Assert.Equal(UnixConnectStatus.Connected, result.Status);
+            Assert.True(onLoop, "the retried connect completed off the device loop");
+            Assert.Same(state, passed);
+            result.Socket!.Dispose();
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact(Timeout = 45_000)]
+    public void A_stopped_loop_ends_a_retry_as_canceled()
+    {
+        string uds = _sockets.NewPath("uds");
+        var connector = new UnixPortConnector(uds, TimeSpan.FromSeconds(20));
+        using Socket neverAccepts = UnixTestSockets.Listen(connector.GetPath(14), backlog: 0);
+        List<Socket> held = FillBacklog(connector, 14);
+        var stopped = new TestLoop();
+        stopped.Dispose();
+        try
+        {
+            UnixConnectResult? outcome = null;
+            Assert.False(connector.Connect(14, VsockType.Stream, stopped.Poller, (_, result) => outcome = result, null, Ct, out _));
+            Assert.Equal(UnixConnectStatus.Canceled, outcome?.Status);
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact(Timeout = 45_000)]
     public async Task Cancellation_ends_the_retries_with_a_value()
     {
         string uds = _sockets.NewPath("uds");
