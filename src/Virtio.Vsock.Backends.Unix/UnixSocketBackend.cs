@@ -350,6 +350,9 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     /// </summary>
     private void PumpHostConnects()
     {
+        // Pairs with the fence of the slot release below (Interlocked): a request queued while every slot was taken is
+        // seen either by the producer's pump or by the releaser's re-check.
+        Interlocked.MemoryBarrier();
         while (true)
         {
             int pending = Volatile.Read(ref _pendingHostConnects);
