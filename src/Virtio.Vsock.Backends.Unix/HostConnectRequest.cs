@@ -13,7 +13,7 @@ namespace Virtio.Vsock.Backends.Unix;
 /// anything but the single <c>OK &lt;local_port&gt;\n</c> reply.
 /// </summary>
 /// <remarks>
-/// <para>Engine flow: take the request from <see cref="HybridVsockListener.Requests"/>, allocate a
+/// <para>Engine flow: take the request with <see cref="HybridVsockListener.TryTake"/>, allocate a
 /// host-side local port, send the guest a REQUEST to <see cref="Port"/>. When the guest answers
 /// RESPONSE, call <see cref="Accept"/>(localPort), prepare the socket with
 /// <see cref="UnixSocketIo.ConfigureForDataPath"/>, then deliver <see cref="InitialData"/> to the guest

@@ -1,6 +1,6 @@
-using System.Diagnostics.CodeAnalysis;
+using System.Diagnostics;
 using System.Net.Sockets;
-using System.Threading.Channels;
+using System.Runtime.InteropServices;
 using Virtio.Vsock;
 
 namespace Virtio.Vsock.Backends.Unix;
@@ -11,15 +11,28 @@ namespace Virtio.Vsock.Backends.Unix;
 /// deadline, and queues the good ones as <see cref="HostConnectRequest"/>s for the engine. Owns the
 /// listening socket, its socket file, the sockets of handshakes in progress and of queued requests.
 /// It must never crash or stop serving because of one host peer (malformed, oversized, silent or
-/// vanishing peers are closed and counted), never let the engine's thread wait (handshake reads are
-/// non-blocking and run on thread-pool continuations; the device loop only tells when a handshake socket
-/// is readable, see <see cref="HybridVsockListenerOptions.ReadinessPoller"/>; the engine only reads a
-/// channel), and never hold unbounded memory
+/// vanishing peers are closed and counted; an exception in one accept or handshake closes that socket only),
+/// never block or loop without bound on the device loop, and never hold unbounded memory
 /// (at most <see cref="HybridVsockListenerOptions.MaxPendingHandshakes"/> handshakes with a 32-byte
 /// buffer each, at most <see cref="HybridVsockListenerOptions.MaxQueuedRequests"/> queued requests;
 /// beyond that, connections wait in the kernel backlog).
 /// </summary>
 /// <remarks>
+/// <para><b>Everything runs on the device loop</b> once <see cref="Attach"/> handed it the loop
+/// (<see cref="IVsockBackendHost.FdPoller"/>): the listening socket is one watched descriptor; on readiness the
+/// loop takes up to <see cref="AcceptsPerPass"/> connections with <c>accept4</c> (non-blocking, close-on-exec) and
+/// comes back for more on its next turn, after other work (fairness); each connection's handshake
+/// (<see cref="HostHandshake"/>) reads on the loop and its deadline is a loop timer. When
+/// <see cref="HybridVsockListenerOptions.MaxPendingHandshakes"/> connections are pending the listener stops
+/// accepting (and stops asking for readability) until one finishes; further connections wait in the kernel
+/// backlog. Failed <c>accept()</c> calls are counted; running out of descriptors or memory backs off on a loop
+/// timer (10 ms doubling to 1 s) instead of spinning. A complete request is queued and
+/// <see cref="HybridVsockListenerOptions.RequestQueued"/> is called on the loop, so the engine can start the
+/// guest connect in the same turn.</para>
+/// <para><b>Before <see cref="Attach"/></b> (the backend started before its device exists, or a listener used
+/// alone) the socket listens but nothing accepts: connections wait in the kernel backlog (connecting succeeds
+/// while it has room) and are served once a loop is attached. Attaching again (another device) moves the
+/// listening socket to the new loop.</para>
 /// <para>Paths (see <see cref="UnixBackendPaths"/>): the SOCK_STREAM listener binds <c>uds_path</c>;
 /// a SOCK_SEQPACKET listener is a second instance, by convention at <c>uds_path.seqpacket</c>
 /// (<see cref="UnixBackendPaths.SeqPacketListenerPath"/>). Over SOCK_SEQPACKET the first message
@@ -30,45 +43,56 @@ namespace Virtio.Vsock.Backends.Unix;
 /// the listener refuses to start (that process sees one connection open and close); a stale socket
 /// file (connection refused) is removed and replaced; anything that is not a socket is never
 /// removed. On dispose the socket file is removed if it is still the one this listener created.</para>
-/// <para>The handshake line is parsed by <see cref="ConnectCommandParser"/> (grammar and tolerance
-/// there). At most 32 bytes are read from a stream connection before the line completes, so at
+/// <para>At most 32 bytes are read from a stream connection before the line completes, so at
 /// most 31 bytes after the <c>\n</c> end up in <see cref="HostConnectRequest.InitialData"/>; the rest
 /// of the stream stays in the socket.</para>
+/// <para><b>Threading:</b> accepts, handshakes and timers run on the loop; <see cref="TryTake"/>,
+/// <see cref="Counters"/> and dispose come from any thread. The sets of pending handshakes and queued requests are
+/// behind one small lock.</para>
 /// </remarks>
-internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
+internal sealed partial class HybridVsockListener : IAsyncDisposable, IDisposable
 {
-    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
+    /// <summary>The most connections one readiness event (or accept pass) takes before the loop serves other work.</summary>
+    public const int AcceptsPerPass = 16;
+
+    private const int MinBackoffMilliseconds = 10;
+    private const int MaxBackoffMilliseconds = 1000;
 
     private readonly Socket _listener;
     private readonly HybridVsockListenerOptions _options;
-    private readonly TimeSpan _handshakeTimeout;
+    private readonly long _handshakeTicks;
     private readonly int _maxPending;
+    private readonly int _maxQueued;
     private readonly UnixSocketPath.Identity _identity;
-    private readonly SemaphoreSlim _slots;
-    private readonly Channel<HostConnectRequest> _channel;
-    private readonly CancellationTokenSource _stop = new();
+    private readonly Acceptor _acceptor;
+    private readonly object _lock = new();
+    private readonly HashSet<HostHandshake> _handshakes = [];
+    private readonly Queue<HostConnectRequest> _queue = new();
+    private readonly Queue<HostConnectRequest> _overflow = new();
     private readonly long[] _failures = new long[Enum.GetValues<HandshakeFailure>().Length];
-    private Task _acceptLoop = Task.CompletedTask;
+    private IVsockFdPoller? _loop;
+    private IVsockFdWatch? _watch;
+    private IVsockTimer? _acceptTimer;
+    private bool _paused;
+    private bool _disposed;
+    private int _backoff;
     private long _accepted;
     private long _delivered;
     private long _acceptErrors;
-    private int _pending;
-    private int _disposed;
+    private volatile int _pending;
+    private volatile int _queued;
 
     private HybridVsockListener(Socket listener, HybridVsockListenerOptions options, UnixSocketPath.Identity identity)
     {
         _listener = listener;
         _options = options;
-        _handshakeTimeout = options.HandshakeTimeout;
+        _handshakeTicks = (long)(options.HandshakeTimeout.TotalSeconds * Stopwatch.Frequency);
         _maxPending = options.MaxPendingHandshakes;
+        _maxQueued = options.MaxQueuedRequests;
         _identity = identity;
+        _acceptor = new Acceptor(this);
         Path = options.Path;
         SocketType = options.SocketType;
-        _slots = new SemaphoreSlim(_maxPending, _maxPending);
-        _channel = Channel.CreateBounded<HostConnectRequest>(new BoundedChannelOptions(options.MaxQueuedRequests)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-        });
     }
 
     /// <summary>The socket path listened on.</summary>
@@ -76,14 +100,6 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
 
     /// <summary>The socket type listened with.</summary>
     public VsockType SocketType { get; }
-
-    /// <summary>
-    /// Completed handshakes, in completion order. The engine reads with
-    /// <see cref="ChannelReader{T}.TryRead"/> and awaits <see cref="ChannelReader{T}.WaitToReadAsync"/> to learn
-    /// there is work: the one way requests are consumed. Each request read is the reader's to accept, reject or
-    /// dispose.
-    /// </summary>
-    public ChannelReader<HostConnectRequest> Requests => _channel.Reader;
 
     /// <summary>A snapshot of the counters.</summary>
     public HybridVsockListenerCounters Counters => new()
@@ -98,8 +114,8 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         MessageNotOneLine = Interlocked.Read(ref _failures[(int)HandshakeFailure.MessageNotOneLine]),
         ListenerStopped = Interlocked.Read(ref _failures[(int)HandshakeFailure.ListenerStopped]),
         AcceptErrors = Interlocked.Read(ref _acceptErrors),
-        PendingHandshakes = Volatile.Read(ref _pending),
-        QueuedRequests = _channel.Reader.CanCount ? _channel.Reader.Count : 0,
+        PendingHandshakes = _pending,
+        QueuedRequests = _queued,
     };
 
     /// <summary>Starts listening, or reports why it cannot.</summary>
@@ -120,11 +136,190 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
         UnixSocketPath.Error error = TryStartCore(options, out HybridVsockListener? listener, out int errno);
         if (error != UnixSocketPath.Error.None)
         {
-            string detail = errno != 0 ? $" (errno {errno}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)})" : string.Empty;
+            string detail = errno != 0 ? $" (errno {errno}: {Marshal.GetPInvokeErrorMessage(errno)})" : string.Empty;
             throw new IOException($"Cannot listen on '{options.Path}': {error}{detail}.");
         }
 
         return listener!;
+    }
+
+    /// <summary>
+    /// Hands the listener the device loop that serves it: from now on the loop accepts and runs the handshakes
+    /// (connections that waited in the backlog are taken at once). Any thread. Attaching another loop moves the
+    /// listening socket there (handshakes already running stay on the old loop until they end).
+    /// </summary>
+    /// <param name="loop">The device loop (<see cref="IVsockBackendHost.FdPoller"/>).</param>
+    /// <returns><see langword="false"/> when disposed or when the loop cannot watch the socket (it stopped).</returns>
+    public bool Attach(IVsockFdPoller loop)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            if (ReferenceEquals(loop, _loop) && _watch is not null)
+            {
+                return true;
+            }
+
+            _watch?.Dispose();
+            _acceptTimer?.Dispose();
+            _loop = loop;
+            _paused = false;
+            _watch = loop.Watch(_listener.SafeHandle, _acceptor, out _);
+            _acceptTimer = loop.CreateTimer(_acceptor);
+
+            // One pass on the loop: takes what waited in the backlog, then asks for readability.
+            return _watch is not null && _acceptTimer.Schedule(0);
+        }
+    }
+
+    /// <summary>
+    /// Takes the oldest queued request, if any (any thread). Taking one makes room: a handshake that completed while
+    /// the queue was full joins it, and accepting resumes if it had stopped at the handshake bound.
+    /// </summary>
+    /// <param name="request">The request (now the caller's to accept, reject or dispose), or null.</param>
+    /// <returns>Whether a request was taken.</returns>
+    public bool TryTake([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out HostConnectRequest? request)
+    {
+        lock (_lock)
+        {
+            if (!_queue.TryDequeue(out request))
+            {
+                return false;
+            }
+
+            if (_overflow.TryDequeue(out HostConnectRequest? next))
+            {
+                _queue.Enqueue(next);
+                Interlocked.Increment(ref _delivered);
+                ResumeIfPaused();
+            }
+
+            UpdateCounts();
+            return true;
+        }
+    }
+
+    /// <summary>Whether a request is queued right now.</summary>
+    public bool HasQueued => _queued > 0;
+
+    /// <summary>A handshake ended (on the loop, or on the disposing thread for an abort): queue the request or count the failure.</summary>
+    /// <param name="handshake">The handshake (it released its watch and timer).</param>
+    /// <param name="request">The complete request, or null when it failed.</param>
+    /// <param name="failure">Why it failed.</param>
+    /// <param name="detail">The parser's detail.</param>
+    internal void OnHandshakeDone(HostHandshake handshake, HostConnectRequest? request, HandshakeFailure failure, ConnectCommandError detail)
+    {
+        bool queued = false;
+        lock (_lock)
+        {
+            _handshakes.Remove(handshake);
+            if (request is not null)
+            {
+                if (_disposed)
+                {
+                    request.Dispose();
+                    request = null;
+                    failure = HandshakeFailure.ListenerStopped;
+                }
+                else if (_queue.Count < _maxQueued)
+                {
+                    _queue.Enqueue(request);
+                    Interlocked.Increment(ref _delivered);
+                    queued = true;
+                }
+                else
+                {
+                    // Complete, but no room: it keeps its pending slot until the engine takes a request.
+                    _overflow.Enqueue(request);
+                }
+            }
+
+            ResumeIfPaused();
+            UpdateCounts();
+        }
+
+        if (request is null)
+        {
+            CountFailure(failure, detail);
+        }
+        else if (queued && _options.RequestQueued is { } notify)
+        {
+            try
+            {
+                notify();
+            }
+            catch (Exception e)
+            {
+                // The engine's bug; the request stays queued for its next take.
+                Trace.TraceError("hybrid vsock listener {0}: the request callback threw: {1}", Path, e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops accepting, closes every handshake in progress and every request still queued (a
+    /// request already taken by the engine is the engine's), and removes the socket file if it is still this
+    /// listener's. Connections still in the kernel backlog are closed with the listening socket.
+    /// </summary>
+    /// <returns>A completed task: nothing is left running (handshakes live on the loop and are closed here).</returns>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>As <see cref="DisposeAsync"/>. Idempotent; any thread.</summary>
+    public void Dispose()
+    {
+        HostHandshake[] handshakes;
+        HostConnectRequest[] overflow;
+        HostConnectRequest[] queued;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            handshakes = [.. _handshakes];
+            _handshakes.Clear();
+            overflow = [.. _overflow];
+            _overflow.Clear();
+            queued = [.. _queue];
+            _queue.Clear();
+            UpdateCounts();
+        }
+
+        _watch?.Dispose();
+        _acceptTimer?.Dispose();
+        _listener.Dispose();
+        foreach (HostHandshake handshake in handshakes)
+        {
+            if (handshake.Abort())
+            {
+                CountFailure(HandshakeFailure.ListenerStopped, ConnectCommandError.None);
+            }
+        }
+
+        foreach (HostConnectRequest request in overflow)
+        {
+            request.Dispose();
+            CountFailure(HandshakeFailure.ListenerStopped, ConnectCommandError.None);
+        }
+
+        foreach (HostConnectRequest request in queued)
+        {
+            request.Dispose();
+            Interlocked.Increment(ref _failures[(int)HandshakeFailure.ListenerStopped]);
+        }
+
+        UnixSocketPath.RemoveIfOurs(Path, _identity);
     }
 
     private static UnixSocketPath.Error TryStartCore(HybridVsockListenerOptions options, out HybridVsockListener? listener, out int errno)
@@ -156,6 +351,8 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
             return UnixSocketPath.Error.Failed;
         }
 
+        Socket socket;
+        UnixSocketPath.Identity identity = default;
         if (options.Passed is { } passed)
         {
             // Socket activation: the service manager bound it; never probe, bind or remove the path.
@@ -165,377 +362,78 @@ internal sealed class HybridVsockListener : IAsyncDisposable, IDisposable
                 return UnixSocketPath.Error.Failed;
             }
 
-            listener = new HybridVsockListener(passed, options, default);
-            HybridVsockListener activated = listener;
-            listener._acceptLoop = Task.Run(activated.AcceptLoopAsync);
-            return UnixSocketPath.Error.None;
+            socket = passed;
         }
-
-        // Probe (a live socket is refused, a stale one removed, a non-socket never touched), bind, listen.
-        UnixSocketPath.Error error = UnixSocketPath.Listen(path, nativeType, options.Backlog, mode: null, out int fd, out UnixSocketPath.Identity identity, out errno);
-        if (error != UnixSocketPath.Error.None)
+        else
         {
-            return error;
+            // Probe (a live socket is refused, a stale one removed, a non-socket never touched), bind, listen.
+            UnixSocketPath.Error error = UnixSocketPath.Listen(path, nativeType, options.Backlog, mode: null, out int fd, out identity, out errno);
+            if (error != UnixSocketPath.Error.None)
+            {
+                return error;
+            }
+
+            try
+            {
+                socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+            }
+            catch (SocketException e)
+            {
+                Interop.Sys.Close(fd);
+                UnixSocketPath.RemoveIfOurs(path, identity);
+                errno = e.NativeErrorCode;
+                return UnixSocketPath.Error.Failed;
+            }
         }
 
-        Socket socket;
         try
         {
-            socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+            // accept4 runs on the device loop: it must say EAGAIN, never wait.
+            socket.Blocking = false;
         }
         catch (SocketException e)
         {
-            Interop.Sys.Close(fd);
+            socket.Dispose();
             UnixSocketPath.RemoveIfOurs(path, identity);
             errno = e.NativeErrorCode;
             return UnixSocketPath.Error.Failed;
         }
 
         listener = new HybridVsockListener(socket, options, identity);
-        HybridVsockListener started = listener;
-        listener._acceptLoop = Task.Run(started.AcceptLoopAsync);
         return UnixSocketPath.Error.None;
     }
 
-    private async Task AcceptLoopAsync()
+    /// <summary>A pending slot freed: if accepting stopped at the bound, run a pass on the loop (under the lock).</summary>
+    private void ResumeIfPaused()
     {
-        CancellationToken stop = _stop.Token;
-        int backoff = 0;
-        while (!stop.IsCancellationRequested)
+        if (_paused && !_disposed && _handshakes.Count + _overflow.Count < _maxPending)
+        {
+            _paused = false;
+            _acceptTimer?.Schedule(0);
+        }
+    }
+
+    /// <summary>Publishes the two gauges (under the lock).</summary>
+    private void UpdateCounts()
+    {
+        _pending = _handshakes.Count + _overflow.Count;
+        _queued = _queue.Count;
+    }
+
+    private void CountFailure(HandshakeFailure failure, ConnectCommandError detail)
+    {
+        Interlocked.Increment(ref _failures[(int)failure]);
+        Action<HandshakeFailure, ConnectCommandError>? failed = _options.HandshakeFailed;
+        if (failed is not null)
         {
             try
             {
-                await _slots.WaitAsync(stop).ConfigureAwait(false);
+                failed(failure, detail);
             }
-            catch (OperationCanceledException)
+            catch (Exception)
             {
-                break;
-            }
-
-            Socket client;
-            try
-            {
-                client = await _listener.AcceptAsync(stop).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-            {
-                _slots.Release();
-                break;
-            }
-            catch (SocketException e)
-            {
-                _slots.Release();
-                Interlocked.Increment(ref _acceptErrors);
-                if (stop.IsCancellationRequested)
-                {
-                    break;
-                }
-
-                if (e.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset or SocketError.Interrupted)
-                {
-                    continue;
-                }
-
-                // Out of descriptors or memory: back off instead of spinning on accept().
-                backoff = Math.Clamp(backoff * 2, 10, 1000);
-                try
-                {
-                    await Task.Delay(backoff, stop).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                continue;
-            }
-
-            backoff = 0;
-            Interlocked.Increment(ref _accepted);
-            Interlocked.Increment(ref _pending);
-            _ = HandshakeAsync(client);
-        }
-    }
-
-    private async Task HandshakeAsync(Socket socket)
-    {
-        HostConnectRequest? request = null;
-        HandshakeFailure failure = HandshakeFailure.ConnectionError;
-        ConnectCommandError detail = ConnectCommandError.None;
-        CancellationTokenSource deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        try
-        {
-            deadline.CancelAfter(_handshakeTimeout);
-            byte[] buffer = new byte[ConnectCommandParser.MaxLineLength];
-            var parser = default(ConnectCommandParser);
-            if (SocketType == VsockType.Stream)
-            {
-                int filled = 0;
-                while (true)
-                {
-                    UnixIoResult received = UnixSocketIo.Receive(socket, buffer.AsSpan(filled));
-                    if (received.Status == UnixIoStatus.WouldBlock)
-                    {
-                        await WaitReadableAsync(socket, deadline.Token).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    if (!received.IsOk && received.Status != UnixIoStatus.EndOfStream)
-                    {
-                        failure = HandshakeFailure.ConnectionError;
-                        break;
-                    }
-
-                    int n = received.IsOk ? received.Bytes : 0;
-                    ConnectParseResult result = n == 0 ? parser.EndOfStream() : parser.Feed(buffer.AsSpan(filled, n));
-                    if (result.IsComplete)
-                    {
-                        int start = filled + result.BytesConsumed;
-                        int end = filled + n;
-                        ReadOnlyMemory<byte> initial = start < end ? buffer.AsMemory(start, end - start) : ReadOnlyMemory<byte>.Empty;
-                        request = new HostConnectRequest(socket, VsockType.Stream, result.Port, initial);
-                        break;
-                    }
-
-                    if (result.IsInvalid)
-                    {
-                        (failure, detail) = Classify(result.Error);
-                        break;
-                    }
-
-                    filled += n;
-                }
-            }
-            else
-            {
-                while (true)
-                {
-                    // Take the first message whole, waiting for it if it is not there yet.
-                    UnixIoResult received = UnixSocketIo.ReceiveMessage(socket, buffer);
-                    if (received.Status == UnixIoStatus.WouldBlock)
-                    {
-                        await WaitReadableAsync(socket, deadline.Token).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    if (received.Status == UnixIoStatus.EndOfStream)
-                    {
-                        (failure, detail) = (HandshakeFailure.EndOfStream, ConnectCommandError.EndOfStream);
-                        break;
-                    }
-
-                    if (!received.IsOk)
-                    {
-                        failure = HandshakeFailure.ConnectionError;
-                        break;
-                    }
-
-                    if (received.Truncated)
-                    {
-                        (failure, detail) = (HandshakeFailure.CommandTooLong, ConnectCommandError.TooLong);
-                        break;
-                    }
-
-                    ConnectParseResult result = parser.Feed(buffer.AsSpan(0, received.Bytes));
-                    if (result.IsComplete && result.BytesConsumed == received.Bytes)
-                    {
-                        request = new HostConnectRequest(socket, VsockType.SeqPacket, result.Port, ReadOnlyMemory<byte>.Empty);
-                    }
-                    else if (result.IsInvalid)
-                    {
-                        (failure, detail) = Classify(result.Error);
-                    }
-                    else
-                    {
-                        failure = HandshakeFailure.MessageNotOneLine;
-                    }
-
-                    break;
-                }
+                // A logging callback must not take the listener down.
             }
         }
-        catch (OperationCanceledException)
-        {
-            failure = _stop.IsCancellationRequested ? HandshakeFailure.ListenerStopped : HandshakeFailure.TimedOut;
-        }
-        catch (ObjectDisposedException)
-        {
-            failure = HandshakeFailure.ListenerStopped;
-        }
-        catch (Exception)
-        {
-            // SocketException (reset, ...) or anything unexpected: this connection only.
-            failure = _stop.IsCancellationRequested ? HandshakeFailure.ListenerStopped : HandshakeFailure.ConnectionError;
-        }
-        finally
-        {
-            deadline.Dispose();
-        }
-
-        try
-        {
-            if (request is not null)
-            {
-                if (await TryQueueAsync(request).ConfigureAwait(false))
-                {
-                    Interlocked.Increment(ref _delivered);
-                    return;
-                }
-
-                request.Dispose();
-                failure = HandshakeFailure.ListenerStopped;
-            }
-            else
-            {
-                socket.Dispose();
-            }
-
-            Interlocked.Increment(ref _failures[(int)failure]);
-            Action<HandshakeFailure, ConnectCommandError>? failed = _options.HandshakeFailed;
-            if (failed is not null)
-            {
-                try
-                {
-                    failed(failure, detail);
-                }
-                catch (Exception)
-                {
-                    // A logging callback must not take the listener down.
-                }
-            }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _pending);
-            _slots.Release();
-        }
-    }
-
-    /// <summary>
-    /// Waits until <paramref name="socket"/> is readable. With a device attached its loop watches the socket (the
-    /// runtime's socket engine never sees it, so once the connection carries data no second epoll wakes for it);
-    /// without one, a zero-byte peek through the runtime.
-    /// </summary>
-    private async ValueTask WaitReadableAsync(Socket socket, CancellationToken cancellationToken)
-    {
-        IVsockFdPoller? poller = _options.ReadinessPoller?.Invoke();
-        if (poller is null)
-        {
-            await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.Peek, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        var waiter = new ReadableWaiter();
-        using IVsockFdWatch? watch = poller.Watch(socket.SafeHandle, waiter, out int error);
-        if (watch is null)
-        {
-            throw new SocketException(error);
-        }
-
-        using CancellationTokenRegistration cancel = cancellationToken.Register(static w => ((ReadableWaiter)w!).Cancel(), waiter);
-        watch.RequestReadable();
-        await waiter.Task.ConfigureAwait(false);
-    }
-
-    private async ValueTask<bool> TryQueueAsync(HostConnectRequest request)
-    {
-        try
-        {
-            if (_channel.Writer.TryWrite(request))
-            {
-                return true;
-            }
-
-            await _channel.Writer.WriteAsync(request, _stop.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
-        {
-            return false;
-        }
-    }
-
-    private static (HandshakeFailure Failure, ConnectCommandError Detail) Classify(ConnectCommandError error) => error switch
-    {
-        ConnectCommandError.TooLong => (HandshakeFailure.CommandTooLong, error),
-        ConnectCommandError.EndOfStream => (HandshakeFailure.EndOfStream, error),
-        _ => (HandshakeFailure.InvalidCommand, error),
-    };
-
-    /// <summary>
-    /// Stops accepting, closes every handshake in progress and every request still queued (a
-    /// request already taken by the engine is the engine's), waits (at most 5 s) for the handshake
-    /// tasks to finish, and removes the socket file if it is still this listener's.
-    /// </summary>
-    /// <returns>A task that completes when the listener is down.</returns>
-    public async ValueTask DisposeAsync()
-    {
-        if (!BeginDispose())
-        {
-            return;
-        }
-
-        await _acceptLoop.ConfigureAwait(false);
-        long waitUntil = Environment.TickCount64 + (long)DisposeWait.TotalMilliseconds;
-        for (int i = 0; i < _maxPending; i++)
-        {
-            long remaining = waitUntil - Environment.TickCount64;
-            if (remaining <= 0 || !await _slots.WaitAsync((int)remaining).ConfigureAwait(false))
-            {
-                break;
-            }
-        }
-
-        EndDispose();
-    }
-
-    /// <summary>
-    /// Stops accepting, closes queued requests and removes the socket file, without waiting for
-    /// handshake tasks (they close their own sockets as they observe the stop).
-    /// </summary>
-    public void Dispose()
-    {
-        if (BeginDispose())
-        {
-            EndDispose();
-        }
-    }
-
-    private bool BeginDispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return false;
-        }
-
-        _stop.Cancel();
-        _listener.Dispose();
-        return true;
-    }
-
-    private void EndDispose()
-    {
-        _channel.Writer.TryComplete();
-        while (_channel.Reader.TryRead(out HostConnectRequest? request))
-        {
-            request.Dispose();
-            Interlocked.Increment(ref _failures[(int)HandshakeFailure.ListenerStopped]);
-        }
-
-        UnixSocketPath.RemoveIfOurs(Path, _identity);
-    }
-
-    /// <summary>One wait for a handshake socket to become readable, completed by the device loop.</summary>
-    private sealed class ReadableWaiter : IVsockFdHandler
-    {
-        private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task Task => _ready.Task;
-
-        public void Cancel() => _ready.TrySetCanceled();
-
-        public void OnReady(VsockFdReadiness readiness) => _ready.TrySetResult();
-
-        public void OnFault(Exception exception) => _ready.TrySetException(exception);
     }
 }

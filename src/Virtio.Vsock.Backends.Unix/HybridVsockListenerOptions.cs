@@ -47,16 +47,14 @@ internal sealed class HybridVsockListenerOptions
     public int Backlog { get; init; } = 128;
 
     /// <summary>
-    /// The device loop that waits for handshake sockets to become readable (the backend passes its device's
-    /// <see cref="IVsockBackendHost.FdPoller"/>), or null (or a null result) to wait through the runtime's socket
-    /// engine. With the loop, a host socket is never registered with the runtime's engine, which would otherwise
-    /// wake a second epoll thread for every byte the connection carries afterwards.
+    /// Called on the device loop each time a completed handshake joined the request queue, so the engine can take it
+    /// (<see cref="HybridVsockListener.TryTake"/>) in the same turn. Must not block; exceptions it throws are traced and
+    /// swallowed (the request stays queued).
     /// </summary>
-    public Func<IVsockFdPoller?>? ReadinessPoller { get; init; }
-
+    public Action? RequestQueued { get; init; }
 
     /// <summary>
-    /// Called (on a thread-pool thread) for each rejected host connection, with the reason and, for
+    /// Called (on the device loop, or on the thread that disposes the listener) for each rejected host connection, with the reason and, for
     /// <see cref="HandshakeFailure.InvalidCommand"/>, the parser's detail. For logging; must not block;
     /// exceptions it throws are swallowed.
     /// </summary>

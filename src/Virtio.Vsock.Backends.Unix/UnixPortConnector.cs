@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Net.Sockets;
 using System.Text;
@@ -10,18 +11,19 @@ namespace Virtio.Vsock.Backends.Unix;
 /// <c>&lt;uds_path&gt;_&lt;P&gt;</c> (see <see cref="UnixBackendPaths"/>), SOCK_STREAM or
 /// SOCK_SEQPACKET to match the guest's socket type. Owns the path prefix and the timeout; owns no
 /// socket once a result is returned. It must never block the caller (every connect is a
-/// non-blocking system call; a full listener backlog is retried on timers, not on a waiting thread),
+/// non-blocking system call; a full listener backlog is retried on the device loop's timers, not on a waiting
+/// thread or the thread pool),
 /// never throw for a connect failure (failures are <see cref="UnixConnectResult"/> values, so the
 /// engine can RST the guest at once), and never take longer than its timeout.
 /// </summary>
 /// <remarks>
 /// A Unix stream connect completes at once when the listener's backlog has room (before the host
 /// application calls accept), fails at once when nobody listens, and reports EAGAIN when the
-/// backlog is full. <see cref="ConnectAsync"/> retries EAGAIN with a short backoff (1, 2, 4 ... up
+/// backlog is full. <see cref="Connect"/> retries EAGAIN on device-loop timers with a short backoff (1, 2, 4 ... up
 /// to 50 ms) until <see cref="ConnectTimeout"/> (default 1 s, well under the guest's usual 2 s
 /// connect timeout), then reports <see cref="UnixConnectStatus.TimedOut"/>. Allocation: one
-/// <see cref="Socket"/> per successful connect; nothing on the immediate-failure path.
-/// Thread-safe: it holds no mutable state.
+/// <see cref="Socket"/> per successful connect; nothing on the immediate-failure path; one retry record and
+/// one timer per connect that met a full backlog. Thread-safe: it holds no mutable state.
 /// </remarks>
 internal sealed class UnixPortConnector
 {
@@ -93,82 +95,74 @@ internal sealed class UnixPortConnector
     }
 
     /// <summary>
-    /// Connects to host port P without blocking the caller: completes synchronously unless the
-    /// listener's backlog is full, which is retried until <see cref="ConnectTimeout"/>.
+    /// Connects to host port P without blocking the caller: done at once unless the listener's backlog is full,
+    /// which is retried on <paramref name="loop"/>'s timers (1, 2, 4 ... up to 50 ms apart) until
+    /// <see cref="ConnectTimeout"/>.
     /// </summary>
     /// <param name="port">The host port P (the guest's destination port).</param>
     /// <param name="type">The guest's socket type: stream or seqpacket.</param>
-    /// <param name="cancellationToken">Cancels the retries (the result is then <see cref="UnixConnectStatus.Canceled"/>).</param>
-    /// <returns>The connected socket (non-blocking) or the failure; never faults.</returns>
-    public ValueTask<UnixConnectResult> ConnectAsync(uint port, VsockType type, CancellationToken cancellationToken = default)
+    /// <param name="loop">The device loop whose timers drive the retries (each retry is one non-blocking <c>connect</c> on it).</param>
+    /// <param name="retried">Called exactly once with <paramref name="state"/> and the outcome when this returns
+    /// <see langword="false"/>: on the loop, or on the thread that cancels <paramref name="cancellationToken"/>. Must not
+    /// block. (A cached delegate plus a state keeps the common, immediate path free of allocations.)</param>
+    /// <param name="state">Passed to <paramref name="retried"/>.</param>
+    /// <param name="cancellationToken">Cancels the retries (the outcome is then <see cref="UnixConnectStatus.Canceled"/>).</param>
+    /// <param name="result">The outcome when this returns <see langword="true"/>.</param>
+    /// <returns><see langword="true"/> when done now (<paramref name="result"/>); <see langword="false"/> when retrying.</returns>
+    public bool Connect(
+        uint port,
+        VsockType type,
+        IVsockFdPoller loop,
+        Action<object?, UnixConnectResult> retried,
+        object? state,
+        CancellationToken cancellationToken,
+        out UnixConnectResult result)
     {
+        ArgumentNullException.ThrowIfNull(loop);
+        ArgumentNullException.ThrowIfNull(retried);
         if (cancellationToken.IsCancellationRequested)
         {
-            return new ValueTask<UnixConnectResult>(new UnixConnectResult(UnixConnectStatus.Canceled, null, 0));
+            result = new UnixConnectResult(UnixConnectStatus.Canceled, null, 0);
+            return true;
         }
 
         if (!TryGetSocketType(type, out int socketType))
         {
-            return new ValueTask<UnixConnectResult>(new UnixConnectResult(UnixConnectStatus.Failed, null, Interop.Errors.EPROTOTYPE));
+            result = new UnixConnectResult(UnixConnectStatus.Failed, null, Interop.Errors.EPROTOTYPE);
+            return true;
         }
 
-        long start = Environment.TickCount64;
+        long start = Stopwatch.GetTimestamp();
         Span<byte> address = stackalloc byte[AddressBufferLength];
         int length = BuildAddress(port, address);
         int error = TryConnect(socketType, address[..length], out int fd);
         if (error != Interop.Errors.EAGAIN)
         {
-            return new ValueTask<UnixConnectResult>(Finish(error, fd));
+            result = Finish(error, fd);
+            return true;
         }
 
-        return RetryAsync(fd, address[..length].ToArray(), start, cancellationToken);
+        long deadline = start + (long)(ConnectTimeout.TotalSeconds * Stopwatch.Frequency);
+        new RetryingConnect(fd, address[..length].ToArray(), deadline, retried, state).Start(loop, cancellationToken);
+        result = default;
+        return false;
     }
 
-    private async ValueTask<UnixConnectResult> RetryAsync(int fd, byte[] address, long start, CancellationToken cancellationToken)
+    /// <summary>
+    /// <see cref="Connect"/> as a task (for callers that await; the backend uses <see cref="Connect"/> so the outcome
+    /// of a retried connect is handled on the loop).
+    /// </summary>
+    /// <param name="port">The host port P.</param>
+    /// <param name="type">Stream or seqpacket.</param>
+    /// <param name="loop">The device loop whose timers drive the retries.</param>
+    /// <param name="cancellationToken">Cancels the retries.</param>
+    /// <returns>The connected socket (non-blocking) or the failure; never faults. Completed at once unless the backlog is full.</returns>
+    public ValueTask<UnixConnectResult> ConnectAsync(uint port, VsockType type, IVsockFdPoller loop, CancellationToken cancellationToken = default)
     {
-        long deadline = start + (long)ConnectTimeout.TotalMilliseconds;
-        int backoff = 1;
-        try
-        {
-            while (true)
-            {
-                long remaining = deadline - Environment.TickCount64;
-                if (remaining <= 0)
-                {
-                    return new UnixConnectResult(UnixConnectStatus.TimedOut, null, 0);
-                }
-
-                try
-                {
-                    await Task.Delay((int)Math.Min(backoff, remaining), cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return new UnixConnectResult(UnixConnectStatus.Canceled, null, 0);
-                }
-
-                backoff = Math.Min(backoff * 2, MaxBackoffMilliseconds);
-                int error = RetryConnect(fd, address);
-                if (error != Interop.Errors.EAGAIN)
-                {
-                    int owned = fd;
-                    fd = -1;
-                    if (error != 0)
-                    {
-                        Interop.Sys.Close(owned);
-                    }
-
-                    return Finish(error, owned);
-                }
-            }
-        }
-        finally
-        {
-            if (fd >= 0)
-            {
-                Interop.Sys.Close(fd);
-            }
-        }
+        var later = new TaskCompletionSource<UnixConnectResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        return Connect(port, type, loop, static (tcs, outcome) => ((TaskCompletionSource<UnixConnectResult>)tcs!).TrySetResult(outcome), later, cancellationToken, out UnixConnectResult now)
+            ? new ValueTask<UnixConnectResult>(now)
+            : new ValueTask<UnixConnectResult>(later.Task);
     }
 
     private int BuildAddress(uint port, Span<byte> address)
@@ -279,6 +273,124 @@ internal sealed class UnixPortConnector
                     return error;
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// One connect whose listener's backlog was full: retried by a loop timer, finished exactly once (by the timer on
+    /// the loop, or by cancellation on the cancelling thread; the descriptor is used and closed under one lock).
+    /// </summary>
+    private sealed class RetryingConnect(int fd, byte[] address, long deadline, Action<object?, UnixConnectResult> done, object? state) : IVsockTimerHandler
+    {
+        private readonly object _gate = new();
+        private int _fd = fd;
+        private int _backoff = 1;
+        private IVsockTimer? _timer;
+        private CancellationTokenRegistration _cancel;
+        private bool _finished;
+
+        public void Start(IVsockFdPoller loop, CancellationToken cancellationToken)
+        {
+            UnixConnectResult stopped = default;
+            bool armed;
+            lock (_gate)
+            {
+                _timer = loop.CreateTimer(this);
+                armed = Arm();
+                if (!armed)
+                {
+                    // The loop stopped: nothing would retry.
+                    Complete(new UnixConnectResult(UnixConnectStatus.Canceled, null, 0), out stopped);
+                }
+            }
+
+            if (!armed)
+            {
+                done(state, stopped);
+                return;
+            }
+
+            _cancel = cancellationToken.UnsafeRegister(static state => ((RetryingConnect)state!).Cancel(), this);
+        }
+
+        public void OnTimer()
+        {
+            UnixConnectResult outcome;
+            lock (_gate)
+            {
+                if (_finished)
+                {
+                    return;
+                }
+
+                int error = RetryConnect(_fd, address);
+                if (error == Interop.Errors.EAGAIN)
+                {
+                    _backoff = Math.Min(_backoff * 2, MaxBackoffMilliseconds);
+                    if (Stopwatch.GetTimestamp() < deadline && Arm())
+                    {
+                        return;
+                    }
+
+                    Complete(new UnixConnectResult(UnixConnectStatus.TimedOut, null, 0), out outcome);
+                }
+                else
+                {
+                    int owned = _fd;
+                    _fd = -1;
+                    if (error != 0)
+                    {
+                        Interop.Sys.Close(owned);
+                    }
+
+                    Complete(UnixPortConnector.Finish(error, owned), out outcome);
+                }
+            }
+
+            done(state, outcome);
+        }
+
+        public void OnTimerFault(Exception exception) => Abandon(new UnixConnectResult(UnixConnectStatus.Failed, null, 0));
+
+        private void Cancel() => Abandon(new UnixConnectResult(UnixConnectStatus.Canceled, null, 0));
+
+        private void Abandon(UnixConnectResult result)
+        {
+            UnixConnectResult outcome;
+            lock (_gate)
+            {
+                if (_finished)
+                {
+                    return;
+                }
+
+                Complete(result, out outcome);
+            }
+
+            done(state, outcome);
+        }
+
+        /// <summary>Arms the timer for the next try: the backoff, or what is left of the timeout (under the gate).</summary>
+        private bool Arm()
+        {
+            long now = Stopwatch.GetTimestamp();
+            long next = Math.Min(now + (_backoff * Stopwatch.Frequency / 1000), deadline);
+            return _timer!.Schedule(next);
+        }
+
+        /// <summary>Marks the outcome, closes a descriptor still held and releases the timer and the registration (under the gate).</summary>
+        private void Complete(UnixConnectResult result, out UnixConnectResult outcome)
+        {
+            _finished = true;
+            if (_fd >= 0)
+            {
+                Interop.Sys.Close(_fd);
+                _fd = -1;
+            }
+
+            _timer?.Dispose();
+            _cancel.Unregister();
+            outcome = result;
         }
     }
 }

@@ -24,8 +24,12 @@ namespace Virtio.Vsock.Backends.Unix;
 /// connection's I/O (non-blocking system calls straight between sockets and guest memory). Every connected
 /// host socket is watched by the device's own loop (<see cref="IVsockBackendHost.FdPoller"/>: the same
 /// epoll that waits for the guest's kicks), so readiness reaches the connection with no thread of the
-/// backend's own and no hop between threads; an idle connection costs no CPU. Handshakes, replies and
-/// retried connects run on thread-pool continuations.</para>
+/// backend's own and no hop between threads; an idle connection costs no CPU. The listeners are on the same loop
+/// once a device attached (accept, handshake reads, handshake deadlines and accept back-off; see
+/// <see cref="HybridVsockListener"/>), and a completed handshake starts its guest connect in the same turn. A guest
+/// connect that meets a full host backlog is retried on the loop's timers and completed there. One hop remains:
+/// <see cref="IVsockBackendHost.ConnectAsync"/> is Task-based and completes its continuations asynchronously, so
+/// the <c>OK</c> reply (one non-blocking send) runs as one thread-pool work item.</para>
 /// <para><b>Owns:</b> the listeners (and their socket files), every host socket it opened or
 /// accepted (through its endpoints), and the bounded set of host connections waiting for the guest.
 /// <b>Must never:</b> block the device loop, hold unbounded memory (handshakes, waiting host connects and
@@ -43,7 +47,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private readonly UnixSocketBackendOptions _options;
     private readonly ILogger? _logger;
     private readonly UnixPortConnector _connector;
-    private readonly SemaphoreSlim _hostConnectSlots;
+    private readonly Action<object?, UnixConnectResult> _onRetriedConnect;
+    private readonly Action<Task<uint>, object?> _onHostConnected;
     private readonly ConcurrentDictionary<UnixSocketEndpoint, byte> _endpoints = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly object _lock = new();
@@ -51,7 +56,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private IVsockBackendHost? _host;
     private HybridVsockListener? _streamListener;
     private HybridVsockListener? _seqPacketListener;
-    private Task[] _pumps = [];
+    private bool _takeSeqPacketFirst;
     private int _state;
     private int _inFlight;
     private int _pendingHostConnects;
@@ -84,7 +89,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         _connector = new UnixPortConnector(options.UdsPath, options.GuestConnectTimeout);
         _options = options;
         _logger = options.Logger;
-        _hostConnectSlots = new SemaphoreSlim(options.MaxPendingHostConnects, options.MaxPendingHostConnects);
+        _onRetriedConnect = OnRetriedConnect;
+        _onHostConnected = OnHostConnected;
     }
 
     /// <summary>The hybrid-vsock socket path (stream listener).</summary>
@@ -111,8 +117,8 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     /// <summary>
     /// Starts the listeners: SOCK_STREAM at <see cref="UdsPath"/> and, unless
     /// turned off, SOCK_SEQPACKET at <see cref="SeqPacketPath"/>. A stale socket file at either path is
-    /// replaced; a live one is not. Create the device (which attaches the backend) before host programs
-    /// connect: until then their connections are closed without a reply.
+    /// replaced; a live one is not. Until a device attaches the backend, host programs' connections wait in the
+    /// listeners' kernel backlog; they are served once the device's loop takes the listeners over.
     /// </summary>
     /// <exception cref="IOException">A path is in use by a live listener, is not a socket, or cannot be bound.</exception>
     /// <exception cref="InvalidOperationException">Already started.</exception>
@@ -144,9 +150,10 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             }
 
             _state = Running;
-            _pumps = _seqPacketListener is null
-                ? [Task.Run(() => PumpAsync(_streamListener))]
-                : [Task.Run(() => PumpAsync(_streamListener)), Task.Run(() => PumpAsync(_seqPacketListener))];
+            if (Volatile.Read(ref _host) is { } host)
+            {
+                AttachListeners(host.FdPoller);
+            }
         }
 
         if (_logger is not null)
@@ -159,7 +166,14 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     void IVsockBackend.Attach(IVsockBackendHost host)
     {
         ArgumentNullException.ThrowIfNull(host);
-        Volatile.Write(ref _host, host);
+        lock (_lock)
+        {
+            Volatile.Write(ref _host, host);
+            if (_state == Running)
+            {
+                AttachListeners(host.FdPoller);
+            }
+        }
     }
 
     /// <inheritdoc/>
@@ -184,14 +198,18 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             return;
         }
 
-        ValueTask<UnixConnectResult> connect = _connector.ConnectAsync(connection.LocalPort, connection.Type, _reset.Token);
-        if (connect.IsCompletedSuccessfully)
+        IVsockBackendHost? host = Volatile.Read(ref _host);
+        if (host is null)
         {
-            CompleteGuestConnect(connection, connect.Result);
+            Refuse(connection, UnixConnectStatus.Canceled);
+            return;
         }
-        else
+
+        // Done at once unless the host listener's backlog is full; then retried on the device loop's timers and
+        // completed there (or by the reset that cancels it).
+        if (_connector.Connect(connection.LocalPort, connection.Type, host.FdPoller, _onRetriedConnect, connection, _reset.Token, out UnixConnectResult result))
         {
-            _ = CompleteGuestConnectAsync(connection, connect);
+            CompleteGuestConnect(connection, result);
         }
     }
 
@@ -241,7 +259,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
             await _seqPacketListener.DisposeAsync().ConfigureAwait(false);
         }
 
-        await Task.WhenAll(_pumps).ConfigureAwait(false);
         foreach (UnixSocketEndpoint endpoint in _endpoints.Keys)
         {
             endpoint.Kill();
@@ -281,7 +298,7 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         Passed = _options.PassedListener?.Invoke(path),
         SocketType = type,
         HandshakeTimeout = _options.HandshakeTimeout,
-        ReadinessPoller = () => Volatile.Read(ref _host)?.FdPoller,
+        RequestQueued = PumpHostConnects,
         MaxPendingHandshakes = _options.MaxPendingHandshakes,
         Backlog = _options.ListenBacklog,
         HandshakeFailed = _logger is null ? null : (failure, detail) => LogHandshakeFailed(_logger, path, failure, detail),
@@ -315,138 +332,25 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         }
     }
 
-    // ---------------------------------------------------------------- host-initiated
-
-    private async Task PumpAsync(HybridVsockListener listener)
-    {
-        CancellationToken stop = _stop.Token;
-        try
-        {
-            while (await listener.Requests.WaitToReadAsync(stop).ConfigureAwait(false))
-            {
-                await _hostConnectSlots.WaitAsync(stop).ConfigureAwait(false);
-                if (!listener.Requests.TryRead(out HostConnectRequest? request))
-                {
-                    _hostConnectSlots.Release();
-                    continue;
-                }
-
-                Interlocked.Increment(ref _inFlight);
-                Interlocked.Increment(ref _pendingHostConnects);
-                _ = HostConnectAsync(request);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // Disposed.
-        }
-    }
-
-    private async Task HostConnectAsync(HostConnectRequest request)
-    {
-        UnixSocketEndpoint? endpoint = null;
-        try
-        {
-            if (_options.Access is { } access
-                && Access.PeerCredentials.Of(request.Socket) is var peer
-                && !access.AllowsHostConnect(request.Port, peer))
-            {
-                // Denied: closed without "OK", as when the guest does not listen on the port.
-                Interlocked.Increment(ref _hostConnectsDenied);
-                request.Reject();
-                Interlocked.Increment(ref _hostConnectsFailed);
-                if (_logger is not null)
-                {
-                    LogHostConnectDenied(_logger, request.Port, peer?.Uid ?? uint.MaxValue, peer?.Gid ?? uint.MaxValue, peer?.Pid ?? 0);
-                }
-
-                return;
-            }
-
-            IVsockBackendHost? host = Volatile.Read(ref _host);
-            endpoint = host is null ? null : CreateEndpoint(request.Socket, request.Type, request.InitialData, replyPending: true);
-            if (host is null || endpoint is null)
-            {
-                request.Reject();
-                Interlocked.Increment(ref _hostConnectsFailed);
-                return;
-            }
-
-            uint localPort;
-            try
-            {
-                localPort = await host.ConnectAsync(request.Port, request.Type, endpoint, _stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                // Refused (RST), timed out, no resources, not running, reset, or cancelled by DisposeAsync.
-                endpoint.Close(abort: true);
-                endpoint.CompleteReply(sent: false);
-                request.Reject();
-                Interlocked.Increment(ref _hostConnectsFailed);
-                if (_logger is not null)
-                {
-                    LogHostConnectFailed(_logger, request.Port, request.Type, e is VsockConnectException connect ? connect.Reason.ToString() : e.GetType().Name);
-                }
-
-                return;
-            }
-
-            UnixIoResult reply = request.Accept(localPort);
-            endpoint.CompleteReply(reply.IsOk);
-            if (reply.IsOk)
-            {
-                Interlocked.Increment(ref _hostConnects);
-            }
-            else
-            {
-                Interlocked.Increment(ref _hostConnectsFailed);
-                if (_logger is not null)
-                {
-                    LogHostConnectFailed(_logger, request.Port, request.Type, "reply not sent: " + reply);
-                }
-            }
-        }
-        catch (Exception e)
-        {
-            // Nothing above should throw; one host connection must never take the backend down.
-            endpoint?.Kill();
-            request.Reject();
-            Interlocked.Increment(ref _hostConnectsFailed);
-            if (_logger is not null)
-            {
-                LogUnexpected(_logger, e);
-            }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _pendingHostConnects);
-            Interlocked.Decrement(ref _inFlight);
-            _hostConnectSlots.Release();
-        }
-    }
-
     // ---------------------------------------------------------------- guest-initiated
 
-    private async Task CompleteGuestConnectAsync(IVsockIncomingConnection connection, ValueTask<UnixConnectResult> connect)
+    /// <summary>A guest connect that met a full backlog ended (on the device loop, or on the thread that reset or disposed us).</summary>
+    private void OnRetriedConnect(object? state, UnixConnectResult result)
     {
-        Interlocked.Increment(ref _inFlight);
+        var connection = (IVsockIncomingConnection)state!;
         try
         {
-            CompleteGuestConnect(connection, await connect.ConfigureAwait(false));
+            CompleteGuestConnect(connection, result);
         }
         catch (Exception e)
         {
-            // The connector reports failures as values; be safe anyway.
+            // Nothing here should throw; be safe anyway.
+            result.Socket?.Dispose();
             Refuse(connection, UnixConnectStatus.Failed);
             if (_logger is not null)
             {
                 LogUnexpected(_logger, e);
             }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _inFlight);
         }
     }
 

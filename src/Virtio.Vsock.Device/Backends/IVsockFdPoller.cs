@@ -5,7 +5,8 @@ namespace Virtio.Vsock.Device;
 /// <summary>
 /// The device's own loop, offered to its backend (<see cref="IVsockBackendHost.FdPoller"/>) so that host
 /// sockets are waited on by the same thread that runs the device: a socket becoming readable or writable is an
-/// event on the device loop, with no thread of the backend's own and no hop between threads.
+/// event on the device loop, with no thread of the backend's own and no hop between threads; so is a backend's
+/// timer (<see cref="CreateTimer"/>).
 /// </summary>
 public interface IVsockFdPoller
 {
@@ -20,6 +21,44 @@ public interface IVsockFdPoller
     /// <param name="error">0, or why the descriptor cannot be watched (an errno: EBADF when it or the loop is closed).</param>
     /// <returns>The watch, or <see langword="null"/> with <paramref name="error"/> set.</returns>
     IVsockFdWatch? Watch(SafeHandle fd, IVsockFdHandler handler, out int error);
+
+    /// <summary>
+    /// Creates a timer that runs <paramref name="handler"/> on the device loop (any thread). It is armed with
+    /// <see cref="IVsockTimer.Schedule"/>; the loop waits for the nearest armed timer as part of its one
+    /// <c>epoll_wait</c> (no timer descriptor, no extra thread). Timers keep running while the device is faulted or
+    /// reset; they stop when the loop stops (<see cref="IVsockTimer.Schedule"/> then returns <see langword="false"/>).
+    /// </summary>
+    /// <param name="handler">Called on the device loop when the timer is due.</param>
+    /// <returns>The timer, unarmed.</returns>
+    IVsockTimer CreateTimer(IVsockTimerHandler handler);
+}
+
+/// <summary>A one-shot, re-armable timer of an <see cref="IVsockFdPoller"/>'s loop.</summary>
+public interface IVsockTimer : IDisposable
+{
+    /// <summary>
+    /// Arms the timer for <paramref name="deadline"/> (a <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>
+    /// value; one in the past runs on the loop's next turn), replacing any earlier deadline. Any thread; from the
+    /// loop thread it costs no system call. It fires once; arm it again for another round.
+    /// </summary>
+    /// <param name="deadline">When to run the handler.</param>
+    /// <returns><see langword="false"/> when the timer is disposed or the loop stopped (nothing will run).</returns>
+    bool Schedule(long deadline);
+
+    /// <summary>Disarms the timer (it stays usable). Any thread; from another thread, a run the loop already began
+    /// may still finish.</summary>
+    void Cancel();
+}
+
+/// <summary>What a timer's owner is told, on the device loop.</summary>
+public interface IVsockTimerHandler
+{
+    /// <summary>The timer is due. Runs on the device loop: must not block.</summary>
+    void OnTimer();
+
+    /// <summary><see cref="OnTimer"/> threw: contain it (close what the timer served). Must not throw.</summary>
+    /// <param name="exception">What <see cref="OnTimer"/> threw.</param>
+    void OnTimerFault(Exception exception);
 }
 
 /// <summary>One descriptor watched by an <see cref="IVsockFdPoller"/>: one-shot requests for "tell me once when ready".</summary>

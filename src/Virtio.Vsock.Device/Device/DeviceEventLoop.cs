@@ -8,7 +8,7 @@ namespace Virtio.Vsock.Device;
 /// The one thread that runs a device. It sleeps in <c>epoll_wait</c> on everything the device serves: the
 /// queues' kick eventfds (<see cref="WatchKick"/>), every host socket a backend registers
 /// (<see cref="Watch"/>), one wake-up eventfd through which other threads hand it work, and the nearest
-/// timer (the wait's timeout). The device, the muxer and every connection state machine are only ever
+/// timer (the wait's timeout: the device's own timers and its backend's, <see cref="CreateTimer"/>). The device, the muxer and every connection state machine are only ever
 /// touched by this thread and need no locks.
 /// </summary>
 /// <remarks>
@@ -368,7 +368,7 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
             return 0;
         }
 
-        long deadline = _turnFaulted ? long.MaxValue : _nextDeadline();
+        long deadline = Math.Min(_turnFaulted ? long.MaxValue : _nextDeadline(), _timers.NextDeadline);
         if (deadline == long.MaxValue)
         {
             return -1;
@@ -410,6 +410,7 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
             DeliverRequested();
             RunActions();
             RunSignalled();
+            RunTimers();
             RunTurn();
         }
 

@@ -9,31 +9,49 @@ namespace Virtio.Vsock.Device.Tests.Unix;
 public sealed class HybridVsockListenerTests : IDisposable
 {
     private readonly UnixTestSockets _sockets = new();
+    private readonly TestLoop _loop = new();
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public void Dispose() => _sockets.Dispose();
+    public void Dispose()
+    {
+        _loop.Dispose();
+        _sockets.Dispose();
+    }
 
     private HybridVsockListener StartListener(
         string? path = null,
         TimeSpan? handshakeTimeout = null,
         int maxPending = 64,
         VsockType type = VsockType.Stream,
-        Action<HandshakeFailure, ConnectCommandError>? failed = null) =>
-        HybridVsockListener.Start(new HybridVsockListenerOptions
+        Action<HandshakeFailure, ConnectCommandError>? failed = null,
+        int maxQueued = 1024,
+        Action? queued = null,
+        bool attach = true)
+    {
+        HybridVsockListener listener = HybridVsockListener.Start(new HybridVsockListenerOptions
         {
             Path = path ?? _sockets.NewPath("uds"),
             SocketType = type,
             HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(5),
             MaxPendingHandshakes = maxPending,
-            MaxQueuedRequests = 1024,
+            MaxQueuedRequests = maxQueued,
             HandshakeFailed = failed,
+            RequestQueued = queued,
         });
+        if (attach)
+        {
+            Assert.True(listener.Attach(_loop.Poller));
+        }
+
+        return listener;
+    }
 
     private static async Task<HostConnectRequest> TakeAsync(HybridVsockListener listener, int timeoutMs = 5000)
     {
-        using var cts = new CancellationTokenSource(timeoutMs);
-        return await listener.Requests.ReadAsync(cts.Token);
+        HostConnectRequest? request = null;
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => listener.TryTake(out request), timeoutMs), $"no request within {timeoutMs} ms");
+        return request!;
     }
 
     private static SocketType NetType(VsockType type) => type == VsockType.SeqPacket ? SocketType.Seqpacket : SocketType.Stream;
@@ -241,7 +259,7 @@ public sealed class HybridVsockListenerTests : IDisposable
 
         Assert.Empty(await UnixTestSockets.ReadToEndAsync(host));
         Assert.Equal((failure, detail), await seen.Task.WaitAsync(TimeSpan.FromSeconds(5), Ct));
-        Assert.False(listener.Requests.TryRead(out _));
+        Assert.False(listener.TryTake(out _));
     }
 
     [Fact(Timeout = 10_000)]

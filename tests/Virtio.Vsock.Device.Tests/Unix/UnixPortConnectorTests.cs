@@ -9,10 +9,15 @@ namespace Virtio.Vsock.Device.Tests.Unix;
 public sealed class UnixPortConnectorTests : IDisposable
 {
     private readonly UnixTestSockets _sockets = new();
+    private readonly TestLoop _loop = new();
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public void Dispose() => _sockets.Dispose();
+    public void Dispose()
+    {
+        _loop.Dispose();
+        _sockets.Dispose();
+    }
 
     [Fact(Timeout = 45_000)]
     public async Task Connects_to_uds_path_underscore_port_and_moves_data()
@@ -22,7 +27,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         Assert.Equal(uds + "_1234", connector.GetPath(1234));
         using Socket hostListener = UnixTestSockets.Listen(uds + "_1234");
 
-        UnixConnectResult result = await connector.ConnectAsync(1234, VsockType.Stream, Ct);
+        UnixConnectResult result = await connector.ConnectAsync(1234, VsockType.Stream, _loop.Poller, Ct);
         Assert.Equal(UnixConnectStatus.Connected, result.Status);
         using Socket device = result.Socket!;
         Assert.False(device.Blocking);
@@ -43,7 +48,7 @@ public sealed class UnixPortConnectorTests : IDisposable
     public async Task A_missing_socket_file_fails_synchronously_and_fast()
     {
         var connector = new UnixPortConnector(_sockets.NewPath("uds"));
-        ValueTask<UnixConnectResult> pending = connector.ConnectAsync(5, VsockType.Stream, Ct);
+        ValueTask<UnixConnectResult> pending = connector.ConnectAsync(5, VsockType.Stream, _loop.Poller, Ct);
         Assert.True(pending.IsCompleted); // synchronously: no wait, no retry (no wall-clock bound: the box is loaded)
         UnixConnectResult result = await pending;
         Assert.Equal(UnixConnectStatus.NotFound, result.Status);
@@ -58,9 +63,9 @@ public sealed class UnixPortConnectorTests : IDisposable
         string uds = _sockets.NewPath("uds");
         var connector = new UnixPortConnector(uds);
         _sockets.CreateStaleSocketFile(connector.GetPath(6));
-        Assert.Equal(UnixConnectStatus.Refused, (await connector.ConnectAsync(6, VsockType.Stream, Ct)).Status);
+        Assert.Equal(UnixConnectStatus.Refused, (await connector.ConnectAsync(6, VsockType.Stream, _loop.Poller, Ct)).Status);
         await File.WriteAllTextAsync(connector.GetPath(7), "not a socket", Ct);
-        Assert.Equal(UnixConnectStatus.Refused, (await connector.ConnectAsync(7, VsockType.Stream, Ct)).Status);
+        Assert.Equal(UnixConnectStatus.Refused, (await connector.ConnectAsync(7, VsockType.Stream, _loop.Poller, Ct)).Status);
     }
 
     [Fact(Timeout = 45_000)]
@@ -69,9 +74,9 @@ public sealed class UnixPortConnectorTests : IDisposable
         string uds = _sockets.NewPath("uds");
         var connector = new UnixPortConnector(uds);
         using Socket stream = UnixTestSockets.Listen(connector.GetPath(8), SocketType.Stream);
-        Assert.Equal(UnixConnectStatus.WrongType, (await connector.ConnectAsync(8, VsockType.SeqPacket, Ct)).Status);
+        Assert.Equal(UnixConnectStatus.WrongType, (await connector.ConnectAsync(8, VsockType.SeqPacket, _loop.Poller, Ct)).Status);
         using Socket seq = UnixTestSockets.Listen(connector.GetPath(9), SocketType.Seqpacket);
-        Assert.Equal(UnixConnectStatus.WrongType, (await connector.ConnectAsync(9, VsockType.Stream, Ct)).Status);
+        Assert.Equal(UnixConnectStatus.WrongType, (await connector.ConnectAsync(9, VsockType.Stream, _loop.Poller, Ct)).Status);
     }
 
     private static List<Socket> FillBacklog(UnixPortConnector connector, uint port, VsockType type = VsockType.Stream)
@@ -103,7 +108,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         try
         {
             var watch = Stopwatch.StartNew();
-            ValueTask<UnixConnectResult> pending = connector.ConnectAsync(10, VsockType.Stream, Ct);
+            ValueTask<UnixConnectResult> pending = connector.ConnectAsync(10, VsockType.Stream, _loop.Poller, Ct);
 
             // The call returned before its outcome (it would be complete had it blocked the caller through the retries).
             Assert.False(pending.IsCompleted);
@@ -130,12 +135,63 @@ public sealed class UnixPortConnectorTests : IDisposable
         try
         {
             // The backlog is full: the connect is pending (retrying), not done; then the backlog drains.
-            ValueTask<UnixConnectResult> pending = connector.ConnectAsync(11, VsockType.Stream, Ct);
+            ValueTask<UnixConnectResult> pending = connector.ConnectAsync(11, VsockType.Stream, _loop.Poller, Ct);
             Assert.False(pending.IsCompleted);
             using Socket first = await slow.AcceptAsync(Ct);
             UnixConnectResult result = await pending;
             Assert.Equal(UnixConnectStatus.Connected, result.Status);
             result.Socket!.Dispose();
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact(Timeout = 45_000)]
+    public async Task A_full_backlog_is_retried_on_the_loops_timers_and_completes_on_the_loop()
+    {
+        string uds = _sockets.NewPath("uds");
+        var connector = new UnixPortConnector(uds, TimeSpan.FromSeconds(20));
+        using Socket slow = UnixTestSockets.Listen(connector.GetPath(13), backlog: 0);
+        List<Socket> held = FillBacklog(connector, 13);
+        try
+        {
+            var outcome = new TaskCompletionSource<(UnixConnectResult Result, bool OnLoop, object? State)>(TaskCreationOptions.RunContinuationsAsynchronously);
+            object state = new();
+            bool now = connector.Connect(
+                13, VsockType.Stream, _loop.Poller, (s, result) => outcome.TrySetResult((result, _loop.IsLoopThread, s)), state, Ct, out _);
+            Assert.False(now); // the backlog is full: retrying, on the loop's timers
+
+            // The retries keep meeting EAGAIN until the host program accepts one queued connection.
+            Assert.False(outcome.Task.IsCompleted);
+            using Socket first = await slow.AcceptAsync(Ct);
+            (UnixConnectResult result, bool onLoop, object? passed) = await outcome.Task.WaitAsync(TimeSpan.FromSeconds(20), Ct);
+            Assert.Equal(UnixConnectStatus.Connected, result.Status);
+            Assert.True(onLoop, "the retried connect completed off the device loop");
+            Assert.Same(state, passed);
+            result.Socket!.Dispose();
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact(Timeout = 45_000)]
+    public void A_stopped_loop_ends_a_retry_as_canceled()
+    {
+        string uds = _sockets.NewPath("uds");
+        var connector = new UnixPortConnector(uds, TimeSpan.FromSeconds(20));
+        using Socket neverAccepts = UnixTestSockets.Listen(connector.GetPath(14), backlog: 0);
+        List<Socket> held = FillBacklog(connector, 14);
+        var stopped = new TestLoop();
+        stopped.Dispose();
+        try
+        {
+            UnixConnectResult? outcome = null;
+            Assert.False(connector.Connect(14, VsockType.Stream, stopped.Poller, (_, result) => outcome = result, null, Ct, out _));
+            Assert.Equal(UnixConnectStatus.Canceled, outcome?.Status);
         }
         finally
         {
@@ -154,10 +210,10 @@ public sealed class UnixPortConnectorTests : IDisposable
         {
             using var cts = new CancellationTokenSource(100);
             var watch = Stopwatch.StartNew();
-            UnixConnectResult result = await connector.ConnectAsync(12, VsockType.Stream, cts.Token);
+            UnixConnectResult result = await connector.ConnectAsync(12, VsockType.Stream, _loop.Poller, cts.Token);
             Assert.Equal(UnixConnectStatus.Canceled, result.Status);
             Assert.True(watch.ElapsedMilliseconds < 30_000, $"{watch.ElapsedMilliseconds} ms: cancellation, not the 5-minute connect timeout, ended it");
-            Assert.Equal(UnixConnectStatus.Canceled, (await connector.ConnectAsync(12, VsockType.Stream, cts.Token)).Status);
+            Assert.Equal(UnixConnectStatus.Canceled, (await connector.ConnectAsync(12, VsockType.Stream, _loop.Poller, cts.Token)).Status);
         }
         finally
         {
@@ -171,7 +227,7 @@ public sealed class UnixPortConnectorTests : IDisposable
         string uds = _sockets.NewPath("uds");
         var connector = new UnixPortConnector(uds);
         using Socket hostListener = UnixTestSockets.Listen(connector.GetPath(77), SocketType.Seqpacket);
-        UnixConnectResult result = await connector.ConnectAsync(77, VsockType.SeqPacket, Ct);
+        UnixConnectResult result = await connector.ConnectAsync(77, VsockType.SeqPacket, _loop.Poller, Ct);
         Assert.True(result.IsConnected, result.ToString());
         using Socket device = result.Socket!;
         Assert.Equal(SocketType.Seqpacket, device.SocketType);
@@ -228,6 +284,6 @@ public sealed class UnixPortConnectorTests : IDisposable
     public async Task An_unknown_socket_type_is_a_failure_value()
     {
         var connector = new UnixPortConnector(_sockets.NewPath("uds"));
-        Assert.Equal(UnixConnectStatus.Failed, (await connector.ConnectAsync(1, (VsockType)9, Ct)).Status);
+        Assert.Equal(UnixConnectStatus.Failed, (await connector.ConnectAsync(1, (VsockType)9, _loop.Poller, Ct)).Status);
     }
 }

@@ -12,6 +12,7 @@ internal static partial class Interop
         internal const int EEXIST = 17;
         internal const int ENOTDIR = 20;
         internal const int EINVAL = 22;
+        internal const int ENFILE = 23;
         internal const int EMFILE = 24;
         internal const int EPIPE = 32;
         internal const int ENAMETOOLONG = 36;
@@ -19,7 +20,9 @@ internal static partial class Interop
         internal const int EMSGSIZE = 90;
         internal const int EPROTOTYPE = 91;
         internal const int EADDRINUSE = 98;
+        internal const int ECONNABORTED = 103;
         internal const int ECONNRESET = 104;
+        internal const int ENOBUFS = 105;
         internal const int ENOTCONN = 107;
         internal const int ECONNREFUSED = 111;
         internal const int EINPROGRESS = 115;
