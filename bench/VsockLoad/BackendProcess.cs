@@ -72,24 +72,25 @@ internal sealed class BackendProcess : IDisposable
     /// <returns>The backend.</returns>
     public static BackendProcess Attach(string socketPath, string udsPath, int pid) => new(socketPath, udsPath, pid, null, null);
 
-    /// <summary>The process's CPU time (user + system) in clock ticks, or -1 when unknown.</summary>
+    /// <summary>The process's CPU time (user + system, and system alone) in clock ticks, or -1s when unknown.</summary>
     /// <returns>The ticks.</returns>
-    public long CpuTicks()
+    public (long Total, long Kernel) CpuTicks()
     {
         if (Pid <= 0)
         {
-            return -1;
+            return (-1, -1);
         }
 
         try
         {
             string stat = File.ReadAllText($"/proc/{Pid}/stat");
             string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            long kernel = long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + kernel, kernel);
         }
         catch (IOException)
         {
-            return -1;
+            return (-1, -1);
         }
     }
 

@@ -37,11 +37,13 @@ internal static class LoadRunner
         bool finished = scenario.EndTicks != 0;
         double seconds = finished ? (scenario.EndTicks - scenario.StartTicks) / (double)Stopwatch.Frequency : 0;
         double? cpu = scenario.CpuStart >= 0 && scenario.CpuEnd >= 0 ? (scenario.CpuEnd - scenario.CpuStart) * BackendProcess.SecondsPerTick : null;
+        double? kernelCpu = scenario.KernelCpuStart >= 0 && scenario.KernelCpuEnd >= 0 ? (scenario.KernelCpuEnd - scenario.KernelCpuStart) * BackendProcess.SecondsPerTick : null;
         double value = 0;
         double? p99 = null;
         double? limit = null;
         double? limitP99 = null;
         double? limitCold = null;
+        double? limitBackendKernel = null;
         string unit;
         long streamBytes = 0;
         switch (options.Mode)
@@ -52,9 +54,11 @@ internal static class LoadRunner
                 value = finished ? scenario.MeasuredUnits / seconds / (1 << 20) : 0;
                 if (options.MeasureLimit)
                 {
-                    (double rate, double cold) = SocketPairLimit.Stream(Math.Max(scenario.MeasuredUnits, 1 << 20), options.WriteSize, Scenario.ColdWindowBytes);
+                    (double rate, double cold, double readerKernel, double writerKernel) = SocketPairLimit.Stream(Math.Max(scenario.MeasuredUnits, 1 << 20), options.WriteSize, Scenario.ColdWindowBytes);
                     limit = rate;
                     limitCold = cold > 0 ? cold : null;
+                    // The backend reads host writes in host->guest and writes them in guest->host: its end's kernel floor.
+                    limitBackendKernel = options.Mode == LoadMode.HostToGuest ? readerKernel : writerKernel;
                 }
 
                 break;
@@ -101,6 +105,7 @@ internal static class LoadRunner
             Limit = limit,
             LimitP99 = limitP99,
             BackendCpuSeconds = cpu,
+            BackendKernelCpuSeconds = kernelCpu,
             StreamBytes = streamBytes,
             DriverCpuSeconds = (scenario.DriverCpuEnd - scenario.DriverCpuStart).TotalSeconds,
             IdleTimeouts = scenario.IdleTimeouts,
@@ -108,6 +113,7 @@ internal static class LoadRunner
                 ? Scenario.ColdWindowBytes / ((scenario.ColdWindowEndTicks - scenario.StreamOpenedTicks) / (double)Stopwatch.Frequency) / (1 << 20)
                 : null,
             LimitColdRate = limitCold,
+            LimitBackendEndKernelSecondsPerGiB = limitBackendKernel,
             LateNotifications = scenario.LateNotifications,
             Iterations = scenario.Iterations,
             AllocatedBytes = scenario.AllocatedBytes,

@@ -54,7 +54,8 @@ for key, rows in runs.items():
     if "first64_of_steady" in rows[0]:
         extra += f" first64_of_steady={med('first64_of_steady'):.3f} limit_first64_of_steady={med('limit_first64_of_steady'):.3f}"
     if "cpu_s_per_GiB" in rows[0]:
-        extra += (f" cpu_s_per_GiB={med('cpu_s_per_GiB'):.3f} dev_credit_req_per_GiB={med('dev_credit_req_per_GiB'):.0f}"
+        extra += (f" cpu_s_per_GiB={med('cpu_s_per_GiB'):.3f} cpu_kernel_s_per_GiB={med('cpu_kernel_s_per_GiB'):.3f}"
+                  f" limit_kernel_s_per_GiB={med('limit_kernel_s_per_GiB'):.3f} dev_credit_req_per_GiB={med('dev_credit_req_per_GiB'):.0f}"
                   f" dev_credit_upd_per_GiB={med('dev_credit_upd_per_GiB'):.0f} guest_credit_upd_per_GiB={med('guest_credit_upd_per_GiB'):.0f}")
     viol = sum(int(r["violations"]) for r in rows)
     print(f"{key[0]} write={key[1]} event_idx={key[2]} runs={len(rows)} {unit}={med(unit):.1f} limit={med('limit_' + unit):.1f} "

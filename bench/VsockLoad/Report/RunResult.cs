@@ -39,6 +39,9 @@ internal sealed class RunResult
     /// <summary>Backend CPU seconds in the window, or null.</summary>
     public double? BackendCpuSeconds { get; init; }
 
+    /// <summary>Backend CPU seconds in the kernel in the window, or null.</summary>
+    public double? BackendKernelCpuSeconds { get; init; }
+
     /// <summary>The load generator's own CPU seconds in the window.</summary>
     public double DriverCpuSeconds { get; init; }
 
@@ -59,6 +62,12 @@ internal sealed class RunResult
 
     /// <summary>The socketpair limit's MiB/s over its first 64 MiB on a fresh pair, or null.</summary>
     public double? LimitColdRate { get; init; }
+
+    /// <summary>
+    /// Kernel CPU seconds per GiB of the socketpair limit's thread at the backend's end (the reader for
+    /// host->guest, the writer for guest->host): the kernel's own cost of that end of a Unix socket, or null.
+    /// </summary>
+    public double? LimitBackendEndKernelSecondsPerGiB { get; init; }
 
     /// <summary>Bytes streamed (both directions) for per-GiB figures.</summary>
     public long StreamBytes { get; init; }
@@ -145,6 +154,16 @@ internal sealed class RunResult
         if (StreamBytes > 0)
         {
             Add("cpu_s_per_GiB", BackendCpuSeconds is { } cpuPer ? F(cpuPer / gib, 3) : "n/a");
+            if (BackendKernelCpuSeconds is { } kernelCpu)
+            {
+                Add("cpu_kernel_s_per_GiB", F(kernelCpu / gib, 3));
+            }
+
+            if (LimitBackendEndKernelSecondsPerGiB is { } endKernel)
+            {
+                Add("limit_kernel_s_per_GiB", F(endKernel, 3));
+            }
+
             Add("dev_credit_req_per_GiB", F(DeviceCreditRequests / gib, 0));
             Add("dev_credit_upd_per_GiB", F(DeviceCreditUpdates / gib, 0));
             Add("guest_credit_req_per_GiB", F(GuestCreditRequests / gib, 0));

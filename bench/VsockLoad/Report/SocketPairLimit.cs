@@ -16,36 +16,45 @@ internal static unsafe class SocketPairLimit
     public const int Repeats = 3;
 
     /// <summary>
-    /// Streams <paramref name="bytes"/> in <paramref name="writeSize"/> writes; returns MiB/s, and the rate
+    /// Streams <paramref name="bytes"/> in <paramref name="writeSize"/> writes; returns MiB/s, the rate
     /// over the first <paramref name="coldBytes"/> of a fresh socketpair (the machine's own cold start:
-    /// fresh socket, fresh buffers), both the best of <see cref="Repeats"/> runs.
+    /// fresh socket, fresh buffers), both the best of <see cref="Repeats"/> runs, and the reading and the
+    /// writing thread's kernel CPU seconds per GiB (the least of the runs): what the kernel alone charges each
+    /// end for <paramref name="writeSize"/> writes, the floor of any backend that plays that end on a Unix socket.
     /// </summary>
     /// <param name="bytes">Bytes.</param>
     /// <param name="writeSize">Bytes per write.</param>
     /// <param name="coldBytes">Bytes of the cold-start window.</param>
     /// <returns>The steady rate and the cold-window rate (0 when <paramref name="bytes"/> is shorter).</returns>
-    public static (double Rate, double ColdRate) Stream(long bytes, int writeSize, long coldBytes)
+    public static (double Rate, double ColdRate, double ReaderKernelSecondsPerGiB, double WriterKernelSecondsPerGiB) Stream(long bytes, int writeSize, long coldBytes)
     {
         _ = Measure(Math.Min(bytes, 32L << 20), writeSize, coldBytes); // untimed: JIT and page cache warm
         double best = 0;
         double bestCold = 0;
+        double leastReader = double.MaxValue;
+        double leastWriter = double.MaxValue;
         for (int i = 0; i < Repeats; i++)
         {
-            (double rate, double cold) = Measure(bytes, writeSize, coldBytes);
+            (double rate, double cold, double reader, double writer) = Measure(bytes, writeSize, coldBytes);
             best = Math.Max(best, rate);
             bestCold = Math.Max(bestCold, cold);
+            leastReader = Math.Min(leastReader, reader);
+            leastWriter = Math.Min(leastWriter, writer);
         }
 
-        return (best, bestCold);
+        double perGiB = (double)(1L << 30) / bytes;
+        return (best, bestCold, leastReader * perGiB, leastWriter * perGiB);
     }
 
-    private static (double Rate, double ColdRate) Measure(long bytes, int writeSize, long coldBytes)
+    private static (double Rate, double ColdRate, double ReaderKernelSeconds, double WriterKernelSeconds) Measure(long bytes, int writeSize, long coldBytes)
     {
         (int reader, int writer) = Pair();
         try
         {
+            double writerKernel = 0;
             var thread = new Thread(() =>
             {
+                double kernelStart = ThreadKernelSeconds();
                 byte[] chunk = new byte[writeSize];
                 long offset = 0;
                 while (offset < bytes)
@@ -69,8 +78,11 @@ internal static unsafe class SocketPairLimit
 
                     offset += length;
                 }
+
+                writerKernel = ThreadKernelSeconds() - kernelStart;
             }) { IsBackground = true };
             byte[] buffer = new byte[256 * 1024];
+            double kernelStart = ThreadKernelSeconds();
             long start = Stopwatch.GetTimestamp();
             thread.Start();
             long received = 0;
@@ -101,15 +113,22 @@ internal static unsafe class SocketPairLimit
             }
 
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            double kernelSeconds = ThreadKernelSeconds() - kernelStart;
             thread.Join();
             double coldSeconds = (coldEnd - start) / (double)Stopwatch.Frequency;
-            return (bytes / seconds / (1 << 20), bytes >= coldBytes ? coldBytes / coldSeconds / (1 << 20) : 0);
+            return (bytes / seconds / (1 << 20), bytes >= coldBytes ? coldBytes / coldSeconds / (1 << 20) : 0, kernelSeconds, writerKernel);
         }
         finally
         {
             _ = Interop.Sys.Close(reader);
             _ = Interop.Sys.Close(writer);
         }
+    }
+
+    private static double ThreadKernelSeconds()
+    {
+        Interop.Sys.RUsage usage;
+        return Interop.Sys.GetRusage(Interop.Sys.RusageThread, &usage) == 0 ? usage.System : 0;
     }
 
     /// <summary>1-byte ping-pong between two threads; returns the round-trip times in Stopwatch ticks.</summary>

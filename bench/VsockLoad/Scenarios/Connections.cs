@@ -20,7 +20,7 @@ internal sealed class Connections : Scenario
     /// <param name="options">Options.</param>
     /// <param name="checks">Checks.</param>
     /// <param name="cpuTicks">Backend CPU clock.</param>
-    public Connections(LoadOptions options, Checks checks, Func<long> cpuTicks)
+    public Connections(LoadOptions options, Checks checks, Func<(long Total, long Kernel)> cpuTicks)
         : base(options, checks, cpuTicks)
     {
         CleanClose = true;

@@ -24,7 +24,7 @@ internal sealed class GuestToHostStream : Scenario
     /// <param name="options">Options.</param>
     /// <param name="checks">Checks.</param>
     /// <param name="cpuTicks">Backend CPU clock.</param>
-    public GuestToHostStream(LoadOptions options, Checks checks, Func<long> cpuTicks)
+    public GuestToHostStream(LoadOptions options, Checks checks, Func<(long Total, long Kernel)> cpuTicks)
         : base(options, checks, cpuTicks)
     {
     }

@@ -23,7 +23,7 @@ internal sealed class HostToGuestStream : Scenario
     /// <param name="options">Options.</param>
     /// <param name="checks">Checks.</param>
     /// <param name="cpuTicks">Backend CPU clock.</param>
-    public HostToGuestStream(LoadOptions options, Checks checks, Func<long> cpuTicks)
+    public HostToGuestStream(LoadOptions options, Checks checks, Func<(long Total, long Kernel)> cpuTicks)
         : base(options, checks, cpuTicks)
     {
     }

@@ -25,7 +25,7 @@ internal sealed class RequestResponse : Scenario
     /// <param name="options">Options.</param>
     /// <param name="checks">Checks.</param>
     /// <param name="cpuTicks">Backend CPU clock.</param>
-    public RequestResponse(LoadOptions options, Checks checks, Func<long> cpuTicks)
+    public RequestResponse(LoadOptions options, Checks checks, Func<(long Total, long Kernel)> cpuTicks)
         : base(options, checks, cpuTicks)
     {
         _latencies = new long[options.Count];

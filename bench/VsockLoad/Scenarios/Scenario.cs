@@ -27,8 +27,8 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     /// <summary>Creates the scenario.</summary>
     /// <param name="options">The run's options.</param>
     /// <param name="checks">Where violations go.</param>
-    /// <param name="cpuTicks">Reads the backend's CPU time in clock ticks (or returns -1).</param>
-    protected Scenario(LoadOptions options, Checks checks, Func<long> cpuTicks)
+    /// <param name="cpuTicks">Reads the backend's CPU time, all and in the kernel, in clock ticks (or returns -1s).</param>
+    protected Scenario(LoadOptions options, Checks checks, Func<(long Total, long Kernel)> cpuTicks)
     {
         Options = options;
         Checks = checks;
@@ -42,7 +42,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     protected Checks Checks { get; }
 
     /// <summary>The backend CPU clock.</summary>
-    protected Func<long> CpuTicks { get; }
+    protected Func<(long Total, long Kernel)> CpuTicks { get; }
 
     /// <summary>The guest driver (set by <see cref="Run"/>).</summary>
     protected VsockGuest Guest { get; private set; } = null!;
@@ -70,6 +70,12 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
 
     /// <summary>Backend CPU ticks at the end.</summary>
     public long CpuEnd { get; private set; } = -1;
+
+    /// <summary>Backend kernel CPU ticks at the start of the window, or -1.</summary>
+    public long KernelCpuStart { get; private set; } = -1;
+
+    /// <summary>Backend kernel CPU ticks at the end of the window, or -1.</summary>
+    public long KernelCpuEnd { get; private set; } = -1;
 
     /// <summary>Process CPU time of the load generator itself at the start of the window.</summary>
     public TimeSpan DriverCpuStart { get; private set; }
@@ -273,7 +279,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
             DriverCpuStart = Environment.CpuUsage.TotalTime;
             AllocatedBytes = -GC.GetTotalAllocatedBytes(precise: true);
             StartTicks = Stopwatch.GetTimestamp();
-            CpuStart = CpuTicks();
+            (CpuStart, KernelCpuStart) = CpuTicks();
         }
     }
 
@@ -283,7 +289,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
         if (EndTicks == 0)
         {
             EndTicks = Stopwatch.GetTimestamp();
-            CpuEnd = CpuTicks();
+            (CpuEnd, KernelCpuEnd) = CpuTicks();
             DriverCpuEnd = Environment.CpuUsage.TotalTime;
             AllocatedBytes += GC.GetTotalAllocatedBytes(precise: true);
         }
