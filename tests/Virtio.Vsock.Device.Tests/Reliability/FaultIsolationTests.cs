@@ -10,11 +10,13 @@ public sealed class FaultIsolationTests
 
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
-    [Fact]
-    public async Task AHostEndpointThatThrowsResetsOnlyItsConnection()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the endpoint takes TX runs: the fault comes from the run write at the end of the TX batch
+    public async Task AHostEndpointThatThrowsResetsOnlyItsConnection(bool writesRuns)
     {
         var inner = new InProcessBackend();
-        var backend = new FaultInjectingBackend(inner);
+        var backend = new FaultInjectingBackend(inner, writesRuns);
         using var listener = inner.Listen(Port);
         (GuestSimulator guest, VsockDevice device) = GuestSimulator.Create(new VsockDeviceOptions(), backend);
         using var _ = guest;
@@ -37,6 +39,7 @@ public sealed class FaultIsolationTests
         Assert.Equal(1, device.Metrics.EndpointFaults);
         Assert.Equal(0, device.Metrics.DeviceFaults);
         Assert.False(device.IsFaulted);
+        Assert.Equal(writesRuns, backend.Endpoints[0].RunWrites > 0);
     }
 
     [Fact]
@@ -79,9 +82,11 @@ public sealed class FaultIsolationTests
     }
 
     /// <summary>Passes connections to an inner backend and wraps the endpoints it accepts with, so a test can make one throw.</summary>
-    private sealed class FaultInjectingBackend(IVsockBackend inner) : IVsockBackend
+    private sealed class FaultInjectingBackend(IVsockBackend inner, bool writesRuns = false) : IVsockBackend
     {
         public List<ThrowingEndpoint> Endpoints { get; } = [];
+
+        public bool WritesRuns => writesRuns;
 
         public void Attach(IVsockBackendHost host) => inner.Attach(host);
 
@@ -101,7 +106,7 @@ public sealed class FaultIsolationTests
 
             public void Accept(IVsockEndpoint endpoint)
             {
-                var wrapped = new ThrowingEndpoint(endpoint);
+                var wrapped = new ThrowingEndpoint(endpoint, owner.WritesRuns);
                 lock (owner.Endpoints)
                 {
                     owner.Endpoints.Add(wrapped);
@@ -114,9 +119,19 @@ public sealed class FaultIsolationTests
         }
     }
 
-    private sealed class ThrowingEndpoint(IVsockEndpoint inner) : IVsockEndpoint
+    private sealed class ThrowingEndpoint(IVsockEndpoint inner, bool writesRuns) : IVsockEndpoint
     {
         public volatile bool ThrowOnWrite;
+
+        public bool WritesFromManyPackets => writesRuns;
+
+        public int RunWrites { get; private set; }
+
+        public EndpointResult Write(ReadOnlySpan<VsockPacket> packets, int firstOffset)
+        {
+            RunWrites++;
+            return ThrowOnWrite ? throw new InvalidOperationException("injected endpoint fault") : inner.Write(packets[0], firstOffset, SeqPacketFlags.None);
+        }
 
         public void Start(IVsockEndpointEvents events) => inner.Start(events);
 
