@@ -112,10 +112,9 @@ public sealed partial class UnixSocketBackend
                 return;
             }
 
-            // ConnectAsync is the device's Task-based contract: its completion runs continuations asynchronously, so
-            // the reply (one non-blocking send and the endpoint's release) runs as one thread-pool work item.
-            Task<uint> connect = host.ConnectAsync(request.Port, request.Type, endpoint, _stop.Token);
-            connect.ContinueWith(_onHostConnected, new HostConnect(request, endpoint), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            // The device tells the outcome on its loop (the device's own host does; another host from a thread-pool
+            // thread): the reply is one non-blocking send and the endpoint's release, no thread hop.
+            host.Connect(request.Port, request.Type, endpoint, new HostConnect(this, request, endpoint), _stop.Token);
         }
         catch (Exception e)
         {
@@ -133,28 +132,30 @@ public sealed partial class UnixSocketBackend
     }
 
     /// <summary>The guest answered (or the connect failed): send <c>OK &lt;port&gt;\n</c> or close, then free the slot.</summary>
-    private void OnHostConnected(Task<uint> connect, object? state)
+    /// <param name="request">The host's request.</param>
+    /// <param name="endpoint">Its endpoint.</param>
+    /// <param name="localPort">The connection's host-side port, when it succeeded.</param>
+    /// <param name="e">Why it failed, or <see langword="null"/> when it succeeded.</param>
+    private void OnHostConnected(HostConnectRequest request, UnixSocketEndpoint endpoint, uint localPort, Exception? e)
     {
-        var (request, endpoint) = (HostConnect)state!;
         try
         {
-            if (!connect.IsCompletedSuccessfully)
+            if (e is not null)
             {
                 // Refused (RST), timed out, no resources, not running, reset, or cancelled by DisposeAsync.
-                Exception? e = connect.Exception?.InnerException;
                 endpoint.Close(abort: true);
                 endpoint.CompleteReply(sent: false);
                 request.Reject();
                 Interlocked.Increment(ref _hostConnectsFailed);
                 if (_logger is not null)
                 {
-                    LogHostConnectFailed(_logger, request.Port, request.Type, e is VsockConnectException failure ? failure.Reason.ToString() : e?.GetType().Name ?? "canceled");
+                    LogHostConnectFailed(_logger, request.Port, request.Type, e is VsockConnectException failure ? failure.Reason.ToString() : e is OperationCanceledException ? "canceled" : e.GetType().Name);
                 }
 
                 return;
             }
 
-            UnixIoResult reply = request.Accept(connect.Result);
+            UnixIoResult reply = request.Accept(localPort);
             endpoint.CompleteReply(reply.IsOk);
             if (reply.IsOk)
             {
@@ -169,15 +170,15 @@ public sealed partial class UnixSocketBackend
                 }
             }
         }
-        catch (Exception e)
+        catch (Exception unexpected)
         {
-            // Nothing above should throw; one host connection must never take the backend down.
+            // Nothing above should throw; one host connection must never take the backend (or the loop) down.
             endpoint.Kill();
             request.Reject();
             Interlocked.Increment(ref _hostConnectsFailed);
             if (_logger is not null)
             {
-                LogUnexpected(_logger, e);
+                LogUnexpected(_logger, unexpected);
             }
         }
         finally
@@ -197,6 +198,13 @@ public sealed partial class UnixSocketBackend
         }
     }
 
-    /// <summary>A host connect waiting for the guest: the request (the reply goes there) and its endpoint.</summary>
-    private sealed record HostConnect(HostConnectRequest Request, UnixSocketEndpoint Endpoint);
+    /// <summary>A host connect waiting for the guest: the request (the reply goes there) and its endpoint; told the outcome once.</summary>
+    private sealed class HostConnect(UnixSocketBackend owner, HostConnectRequest request, UnixSocketEndpoint endpoint) : IVsockConnectCompletion
+    {
+        /// <inheritdoc/>
+        public void OnConnected(uint localPort) => owner.OnHostConnected(request, endpoint, localPort, null);
+
+        /// <inheritdoc/>
+        public void OnFailed(Exception error) => owner.OnHostConnected(request, endpoint, 0, error);
+    }
 }

@@ -27,9 +27,9 @@ namespace Virtio.Vsock.Backends.Unix;
 /// backend's own and no hop between threads; an idle connection costs no CPU. The listeners are on the same loop
 /// once a device attached (accept, handshake reads, handshake deadlines and accept back-off; see
 /// <see cref="HybridVsockListener"/>), and a completed handshake starts its guest connect in the same turn. A guest
-/// connect that meets a full host backlog is retried on the loop's timers and completed there. One hop remains:
-/// <see cref="IVsockBackendHost.ConnectAsync"/> is Task-based and completes its continuations asynchronously, so
-/// the <c>OK</c> reply (one non-blocking send) runs as one thread-pool work item.</para>
+/// connect that meets a full host backlog is retried on the loop's timers and completed there. A host connect's
+/// outcome comes back on the loop too (<see cref="IVsockBackendHost.Connect"/>), where the <c>OK</c> reply is one
+/// non-blocking send: no thread-pool work item anywhere on a connection's path.</para>
 /// <para><b>Owns:</b> the listeners (and their socket files), every host socket it opened or
 /// accepted (through its endpoints), and the bounded set of host connections waiting for the guest.
 /// <b>Must never:</b> block the device loop, hold unbounded memory (handshakes, waiting host connects and
@@ -48,7 +48,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
     private readonly ILogger? _logger;
     private readonly UnixPortConnector _connector;
     private readonly Action<object?, UnixConnectResult> _onRetriedConnect;
-    private readonly Action<Task<uint>, object?> _onHostConnected;
     private readonly ConcurrentDictionary<UnixSocketEndpoint, byte> _endpoints = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly object _lock = new();
@@ -90,7 +89,6 @@ public sealed partial class UnixSocketBackend : IVsockBackend, IAsyncDisposable
         _options = options;
         _logger = options.Logger;
         _onRetriedConnect = OnRetriedConnect;
-        _onHostConnected = OnHostConnected;
     }
 
     /// <summary>The hybrid-vsock socket path (stream listener).</summary>

@@ -24,4 +24,37 @@ public interface IVsockBackendHost
     /// <exception cref="VsockConnectException">Refused by the guest (RST), timed out, no resources, or the device is not running.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     Task<uint> ConnectAsync(uint guestPort, VsockType type, IVsockEndpoint endpoint, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// <see cref="ConnectAsync"/> for a backend that lives on the device loop: the outcome is handed to
+    /// <paramref name="completion"/> on the loop thread itself (no task, no thread-pool hop), so the backend can answer
+    /// its host peer there. Default: <see cref="ConnectAsync"/>, with <paramref name="completion"/> called from the
+    /// task's continuation (a thread-pool thread).
+    /// </summary>
+    /// <param name="guestPort">The guest port.</param>
+    /// <param name="type">Stream or seqpacket.</param>
+    /// <param name="endpoint">The host side of the new connection; closed (aborted) when the connect fails.</param>
+    /// <param name="completion">Told the outcome, once.</param>
+    /// <param name="cancellationToken">Cancels the attempt (the guest gets RST).</param>
+    void Connect(uint guestPort, VsockType type, IVsockEndpoint endpoint, IVsockConnectCompletion completion, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(completion);
+        ConnectAsync(guestPort, type, endpoint, cancellationToken).ContinueWith(
+            static (task, state) =>
+            {
+                var target = (IVsockConnectCompletion)state!;
+                if (task.IsCompletedSuccessfully)
+                {
+                    target.OnConnected(task.Result);
+                }
+                else
+                {
+                    target.OnFailed(task.IsCanceled ? new OperationCanceledException() : task.Exception!.InnerException!);
+                }
+            },
+            completion,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
 }

@@ -94,8 +94,7 @@ internal sealed partial class VsockConnection
         _cancellation.Dispose();
         Interlocked.Increment(ref _muxer.Metrics.ConnectionsOpenedField);
         _endpoint!.Start(this);
-        _connectCompletion?.TrySetResult(Key.LocalPort);
-        _connectCompletion = null;
+        CompleteConnect();
     }
 
     private void HandleRw(VsockPacket packet)
@@ -324,7 +323,7 @@ internal sealed partial class VsockConnection
         if (State == ConnectionState.Connecting)
         {
             Interlocked.Increment(ref _muxer.Metrics.ConnectionsRefusedField);
-            _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.Refused, $"The guest refused the connection to port {Key.PeerPort}."));
+            FailConnect(new VsockConnectException(VsockConnectFailure.Refused, $"The guest refused the connection to port {Key.PeerPort}."));
         }
         else if (State == ConnectionState.Accepting)
         {
@@ -473,8 +472,7 @@ internal sealed partial class VsockConnection
             Interlocked.CompareExchange(ref _answer, AnswerExpired, AnswerNone);
         }
 
-        _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.Reset, "The connection was reset while connecting."));
-        _connectCompletion = null;
+        FailConnect(new VsockConnectException(VsockConnectFailure.Reset, "The connection was reset while connecting."));
         CloseQuietly(_endpoint, abort: true);
         _endpoint = null;
         CloseAnsweredEndpoint();
@@ -495,8 +493,7 @@ internal sealed partial class VsockConnection
             return;
         }
 
-        _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.Reset, "The connection was reset while connecting."));
-        _connectCompletion = null;
+        FailConnect(new VsockConnectException(VsockConnectFailure.Reset, "The connection was reset while connecting."));
         _cancellation.Dispose();
         if (State == ConnectionState.Accepting)
         {
@@ -519,7 +516,22 @@ internal sealed partial class VsockConnection
     /// <param name="message">The message.</param>
     public void FailConnect(VsockConnectFailure failure, string message)
     {
-        _connectCompletion?.TrySetException(new VsockConnectException(failure, message));
+        FailConnect(new VsockConnectException(failure, message));
+    }
+
+    /// <summary>Tells a pending host connect's completion it succeeded (once: the completion is dropped).</summary>
+    private void CompleteConnect()
+    {
+        IVsockConnectCompletion? completion = _connectCompletion;
         _connectCompletion = null;
+        completion?.OnConnected(Key.LocalPort);
+    }
+
+    /// <summary>Tells a pending host connect's completion it failed (once: the completion is dropped).</summary>
+    private void FailConnect(Exception error)
+    {
+        IVsockConnectCompletion? completion = _connectCompletion;
+        _connectCompletion = null;
+        completion?.OnFailed(error);
     }
 }

@@ -30,8 +30,7 @@ internal sealed partial class VsockConnection
                 break;
             case ConnectionState.Connecting:
                 Interlocked.Increment(ref _muxer.Metrics.ConnectTimeoutsField);
-                _connectCompletion?.TrySetException(new VsockConnectException(VsockConnectFailure.TimedOut, $"The guest did not answer the connection to port {Key.PeerPort} in time."));
-                _connectCompletion = null;
+                FailConnect(new VsockConnectException(VsockConnectFailure.TimedOut, $"The guest did not answer the connection to port {Key.PeerPort} in time."));
                 Reset(refused: false, "the guest did not answer the connect in time");
                 break;
             case ConnectionState.Closing:

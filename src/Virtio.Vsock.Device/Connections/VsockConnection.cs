@@ -36,7 +36,7 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
     private readonly uint _bufAlloc;
     private IVsockEndpoint? _endpoint;
     private IVsockEndpoint? _answeredEndpoint;
-    private TaskCompletionSource<uint>? _connectCompletion;
+    private IVsockConnectCompletion? _connectCompletion;
     private CancellationTokenRegistration _cancellation;
 
     // Credit, wrapping u32 arithmetic throughout. The names are Linux's (struct virtio_vsock_sock), from this
@@ -155,7 +155,7 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
     /// <param name="completion">Completed with the local port on RESPONSE, failed otherwise.</param>
     /// <param name="cancellationToken">Cancels the attempt.</param>
     /// <param name="now">The current timestamp.</param>
-    public void StartConnecting(IVsockEndpoint endpoint, TaskCompletionSource<uint> completion, CancellationToken cancellationToken, long now)
+    public void StartConnecting(IVsockEndpoint endpoint, IVsockConnectCompletion completion, CancellationToken cancellationToken, long now)
     {
         _endpoint = endpoint;
         _connectCompletion = completion;
@@ -235,7 +235,7 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
 
         if ((flags & SignalCancelled) != 0 && State == ConnectionState.Connecting)
         {
-            _connectCompletion?.TrySetCanceled();
+            FailConnect(new OperationCanceledException("The host connect was cancelled."));
             Reset(refused: false, "the host connect was cancelled");
         }
 

@@ -282,12 +282,12 @@ internal sealed partial class VsockMuxer
     /// <param name="completion">Completed with the local port, or failed.</param>
     /// <param name="cancellationToken">Cancellation.</param>
     /// <param name="running">Whether the device's queues run.</param>
-    public void Connect(uint guestPort, VsockType type, IVsockEndpoint endpoint, TaskCompletionSource<uint> completion, CancellationToken cancellationToken, bool running)
+    public void Connect(uint guestPort, VsockType type, IVsockEndpoint endpoint, IVsockConnectCompletion completion, CancellationToken cancellationToken, bool running)
     {
         if (!running || !TypeAllowed(type))
         {
             endpoint.Close(abort: true);
-            completion.TrySetException(new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is not running or the socket type is not negotiated."));
+            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is not running or the socket type is not negotiated."));
             return;
         }
 
@@ -295,7 +295,7 @@ internal sealed partial class VsockMuxer
         {
             endpoint.Close(abort: true);
             Interlocked.Increment(ref Metrics.ConnectionsRefusedField);
-            completion.TrySetException(new VsockConnectException(VsockConnectFailure.NoResources, "The vsock connection limit is reached."));
+            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NoResources, "The vsock connection limit is reached."));
             return;
         }
 
@@ -316,7 +316,7 @@ internal sealed partial class VsockMuxer
         if (!found)
         {
             endpoint.Close(abort: true);
-            completion.TrySetException(new VsockConnectException(VsockConnectFailure.NoResources, "No free host port."));
+            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NoResources, "No free host port."));
             return;
         }
 

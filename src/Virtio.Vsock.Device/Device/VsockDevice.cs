@@ -373,32 +373,49 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             return Task.FromCanceled<uint>(cancellationToken);
         }
 
-        var completion = new TaskCompletionSource<uint>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var completion = new TaskConnectCompletion();
+        Connect(guestPort, type, endpoint, completion, cancellationToken);
+        return completion.Task;
+    }
+
+    /// <inheritdoc/>
+    public void Connect(uint guestPort, VsockType type, IVsockEndpoint endpoint, IVsockConnectCompletion completion, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        ArgumentNullException.ThrowIfNull(completion);
         if (_disposed)
         {
             endpoint.Close(abort: true);
-            completion.SetException(new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is disposed."));
-            return completion.Task;
+            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is disposed."));
+            return;
         }
 
         _loop.Post(
             () =>
             {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    endpoint.Close(abort: true);
+                    completion.OnFailed(new OperationCanceledException(cancellationToken));
+                    return;
+                }
+
                 try
                 {
                     _muxer.Connect(guestPort, type, endpoint, completion, cancellationToken, running: IsOnline && !_faulted);
                 }
                 catch (Exception exception)
                 {
-                    completion.TrySetException(exception);
+                    // Nothing above should throw; if it does, this attempt fails and the device goes on.
+                    endpoint.Close(abort: true);
+                    completion.OnFailed(exception);
                 }
             },
             abandon: disposed =>
             {
-                completion.TrySetException(disposed);
                 endpoint.Close(abort: true);
+                completion.OnFailed(disposed);
             });
-        return completion.Task;
     }
 
     /// <summary>Resets the device and stops its loop thread.</summary>
