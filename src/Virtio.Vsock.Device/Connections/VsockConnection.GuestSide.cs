@@ -145,21 +145,12 @@ internal sealed partial class VsockConnection
         bool complete = false;
         if (_txBuffer.IsEmpty)
         {
-            EndpointResult result = _endpoint.Write(packet, 0, boundary);
-            switch (result.Status)
+            if (!Forwarded(_endpoint.Write(packet, 0, boundary), (int)len, out offset))
             {
-                case EndpointStatus.Ok:
-                    offset = Math.Min(result.Bytes, (int)len);
-                    _fwdCnt += (uint)offset;
-                    complete = offset == (int)len;
-                    break;
-                case EndpointStatus.WouldBlock:
-                    break;
-                default:
-                    Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
-                    Reset(refused: false, "host write failed");
-                    return;
+                return;
             }
+
+            complete = offset == (int)len;
         }
 
         if (!complete)
@@ -210,22 +201,11 @@ internal sealed partial class VsockConnection
             return;
         }
 
-        EndpointResult result = _endpoint.Write(packets, 0);
-        int written = 0;
-        switch (result.Status)
+        if (!Forwarded(_endpoint.Write(packets, 0), bytes, out int written))
         {
-            case EndpointStatus.Ok:
-                written = Math.Min(result.Bytes, bytes);
-                break;
-            case EndpointStatus.WouldBlock:
-                break;
-            default:
-                Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
-                Reset(refused: false, "host write failed");
-                return;
+            return;
         }
 
-        _fwdCnt += (uint)written;
         if (written < bytes)
         {
             int skip = written;
@@ -251,6 +231,32 @@ internal sealed partial class VsockConnection
 
         CheckCreditUpdate();
         _muxer.ScheduleRx(this);
+    }
+
+    /// <summary>
+    /// Counts what a host write of at most <paramref name="max"/> bytes took as forwarded (none when it would block).
+    /// A failed write resets the connection.
+    /// </summary>
+    /// <param name="result">The endpoint's answer.</param>
+    /// <param name="max">The bytes offered.</param>
+    /// <param name="written">The bytes taken.</param>
+    /// <returns><see langword="false"/> when the write failed and the connection was reset.</returns>
+    private bool Forwarded(EndpointResult result, int max, out int written)
+    {
+        written = 0;
+        switch (result.Status)
+        {
+            case EndpointStatus.Ok:
+                written = Math.Min(result.Bytes, max);
+                _fwdCnt += (uint)written;
+                return true;
+            case EndpointStatus.WouldBlock:
+                return true;
+            default:
+                Interlocked.Increment(ref _muxer.Metrics.HostWriteErrorsField);
+                Reset(refused: false, "host write failed");
+                return false;
+        }
     }
 
     /// <summary>Buffers what the host did not take of a packet; resets the connection when the buffer or the device's budget is full.</summary>

@@ -18,14 +18,8 @@ public sealed class TxRunTests
     public async Task RunsOfSmallPacketsArriveWholeAndInOrder()
     {
         await using var setup = await Setup.Start(takeAtMost: int.MaxValue);
-        const int Size = 4 << 20;
-        Task<(long, uint)> hostReceives = Helpers.ReceiveAndHash(m => setup.Host.ReadAsync(m, Token).AsTask());
-        uint sentCrc = await Helpers.SendPattern(m => setup.Guest.SendAsync(m, Token), Size, 21);
-        setup.Guest.Shutdown(ShutdownFlags.Send);
-        (long count, uint crc) = await hostReceives;
+        await setup.StreamAndCheck(4 << 20, seed: 21);
 
-        Assert.Equal(Size, count);
-        Assert.Equal(sentCrc, crc);
         Assert.True(setup.Endpoint.MostPacketsInOneWrite > 1, $"one write carried at most {setup.Endpoint.MostPacketsInOneWrite} packet(s)");
         Assert.True(setup.Endpoint.MostPacketsInOneWrite <= TxRun.MaxPackets, $"one write carried {setup.Endpoint.MostPacketsInOneWrite} packets");
         Assert.Equal(0, setup.Device.Metrics.CreditViolations);
@@ -36,14 +30,8 @@ public sealed class TxRunTests
     {
         // 5000 bytes per call: most runs are taken in part (mid-packet), the rest waits in the connection's buffer.
         await using var setup = await Setup.Start(takeAtMost: 5000);
-        const int Size = 2 << 20;
-        Task<(long, uint)> hostReceives = Helpers.ReceiveAndHash(m => setup.Host.ReadAsync(m, Token).AsTask());
-        uint sentCrc = await Helpers.SendPattern(m => setup.Guest.SendAsync(m, Token), Size, 22);
-        setup.Guest.Shutdown(ShutdownFlags.Send);
-        (long count, uint crc) = await hostReceives;
+        await setup.StreamAndCheck(2 << 20, seed: 22);
 
-        Assert.Equal(Size, count);
-        Assert.Equal(sentCrc, crc);
         Assert.True(setup.Endpoint.PartialRunWrites > 0, "no run write was partial");
         Assert.Equal(0, setup.Device.Metrics.CreditViolations);
     }
@@ -96,6 +84,17 @@ public sealed class TxRunTests
             setup.Guest = await guest.ConnectAsync(Port, cancellationToken: Token);
             setup.Host = await listener.AcceptAsync(Token);
             return setup;
+        }
+
+        /// <summary>The guest streams <paramref name="size"/> pattern bytes and shuts down; the host gets them all, in order.</summary>
+        public async Task StreamAndCheck(int size, int seed)
+        {
+            Task<(long, uint)> hostReceives = Helpers.ReceiveAndHash(m => Host.ReadAsync(m, Token).AsTask());
+            uint sentCrc = await Helpers.SendPattern(m => Guest.SendAsync(m, Token), size, seed);
+            Guest.Shutdown(ShutdownFlags.Send);
+            (long count, uint crc) = await hostReceives;
+            Assert.Equal(size, count);
+            Assert.Equal(sentCrc, crc);
         }
 
         public async ValueTask DisposeAsync()
