@@ -16,7 +16,7 @@ public sealed class FaultIsolationTests
     public async Task AHostEndpointThatThrowsResetsOnlyItsConnection(bool writesRuns)
     {
         var inner = new InProcessBackend();
-        var backend = new FaultInjectingBackend(inner, writesRuns);
+        var backend = new EndpointWrappingBackend<ThrowingEndpoint>(inner, endpoint => new ThrowingEndpoint(endpoint, writesRuns));
         using var listener = inner.Listen(Port);
         (GuestSimulator guest, VsockDevice device) = GuestSimulator.Create(new VsockDeviceOptions(), backend);
         using var _ = guest;
@@ -79,44 +79,6 @@ public sealed class FaultIsolationTests
         await otherSocket.SendAsync(new byte[] { 7 }, Token);
         Assert.Equal(new byte[] { 7 }, await Helpers.ReadExactly(otherHost, 1, Token));
         Assert.Equal(0, other.Metrics.DeviceFaults);
-    }
-
-    /// <summary>Passes connections to an inner backend and wraps the endpoints it accepts with, so a test can make one throw.</summary>
-    private sealed class FaultInjectingBackend(IVsockBackend inner, bool writesRuns = false) : IVsockBackend
-    {
-        public List<ThrowingEndpoint> Endpoints { get; } = [];
-
-        public bool WritesRuns => writesRuns;
-
-        public void Attach(IVsockBackendHost host) => inner.Attach(host);
-
-        public void OnGuestConnect(IVsockIncomingConnection connection) => inner.OnGuestConnect(new Wrapped(connection, this));
-
-        public void OnDeviceReset() => inner.OnDeviceReset();
-
-        private sealed class Wrapped(IVsockIncomingConnection connection, FaultInjectingBackend owner) : IVsockIncomingConnection
-        {
-            public uint LocalPort => connection.LocalPort;
-
-            public ulong PeerCid => connection.PeerCid;
-
-            public uint PeerPort => connection.PeerPort;
-
-            public VsockType Type => connection.Type;
-
-            public void Accept(IVsockEndpoint endpoint)
-            {
-                var wrapped = new ThrowingEndpoint(endpoint, owner.WritesRuns);
-                lock (owner.Endpoints)
-                {
-                    owner.Endpoints.Add(wrapped);
-                }
-
-                connection.Accept(wrapped);
-            }
-
-            public void Refuse() => connection.Refuse();
-        }
     }
 
     private sealed class ThrowingEndpoint(IVsockEndpoint inner, bool writesRuns) : IVsockEndpoint

@@ -53,7 +53,7 @@ public sealed class TxRunTests
         private readonly GuestSimulator _simulator;
         private readonly VsockListener _listener;
 
-        private Setup(GuestSimulator simulator, VsockDevice device, VsockListener listener, RunBackend backend)
+        private Setup(GuestSimulator simulator, VsockDevice device, VsockListener listener, EndpointWrappingBackend<RunEndpoint> backend)
         {
             _simulator = simulator;
             Device = device;
@@ -63,18 +63,18 @@ public sealed class TxRunTests
 
         public VsockDevice Device { get; }
 
-        public RunBackend Backend { get; }
+        public EndpointWrappingBackend<RunEndpoint> Backend { get; }
 
         public GuestSocket Guest { get; private set; } = null!;
 
         public VsockStream Host { get; private set; } = null!;
 
-        public RunEndpoint Endpoint => Backend.Endpoint!;
+        public RunEndpoint Endpoint => Backend.Endpoints[0];
 
         public static async Task<Setup> Start(int takeAtMost)
         {
             var inner = new InProcessBackend();
-            var backend = new RunBackend(inner, takeAtMost);
+            var backend = new EndpointWrappingBackend<RunEndpoint>(inner, endpoint => new RunEndpoint(endpoint, takeAtMost));
             VsockListener listener = inner.Listen(Port);
             (GuestSimulator guest, VsockDevice device) = GuestSimulator.Create(
                 new VsockDeviceOptions(),
@@ -103,39 +103,6 @@ public sealed class TxRunTests
             _listener.Dispose();
             _simulator.Dispose();
             Device.Dispose();
-        }
-    }
-
-    /// <summary>Hands the device <see cref="RunEndpoint"/>s around the in-process backend's endpoints.</summary>
-    private sealed class RunBackend(IVsockBackend inner, int takeAtMost) : IVsockBackend
-    {
-        public RunEndpoint? Endpoint { get; private set; }
-
-        public int TakeAtMost => takeAtMost;
-
-        public void Attach(IVsockBackendHost host) => inner.Attach(host);
-
-        public void OnGuestConnect(IVsockIncomingConnection connection) => inner.OnGuestConnect(new Wrapped(connection, this));
-
-        public void OnDeviceReset() => inner.OnDeviceReset();
-
-        private sealed class Wrapped(IVsockIncomingConnection connection, RunBackend owner) : IVsockIncomingConnection
-        {
-            public uint LocalPort => connection.LocalPort;
-
-            public ulong PeerCid => connection.PeerCid;
-
-            public uint PeerPort => connection.PeerPort;
-
-            public VsockType Type => connection.Type;
-
-            public void Accept(IVsockEndpoint endpoint)
-            {
-                owner.Endpoint = new RunEndpoint(endpoint, owner.TakeAtMost);
-                connection.Accept(owner.Endpoint);
-            }
-
-            public void Refuse() => connection.Refuse();
         }
     }
 
