@@ -286,16 +286,14 @@ internal sealed partial class VsockMuxer
     {
         if (!running || !TypeAllowed(type))
         {
-            endpoint.Close(abort: true);
-            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is not running or the socket type is not negotiated."));
+            AbandonConnect(endpoint, completion, new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is not running or the socket type is not negotiated."));
             return;
         }
 
         if (_connections.Count >= Options.MaxConnections)
         {
-            endpoint.Close(abort: true);
             Interlocked.Increment(ref Metrics.ConnectionsRefusedField);
-            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NoResources, "The vsock connection limit is reached."));
+            AbandonConnect(endpoint, completion, new VsockConnectException(VsockConnectFailure.NoResources, "The vsock connection limit is reached."));
             return;
         }
 
@@ -315,15 +313,44 @@ internal sealed partial class VsockMuxer
 
         if (!found)
         {
-            endpoint.Close(abort: true);
-            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NoResources, "No free host port."));
+            AbandonConnect(endpoint, completion, new VsockConnectException(VsockConnectFailure.NoResources, "No free host port."));
             return;
         }
 
         var connection = new VsockConnection(this, key, type, ConnectionState.Connecting);
         _connections.Add(key, connection);
-        ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: false);
-        connection.StartConnecting(endpoint, completion, cancellationToken, Stopwatch.GetTimestamp());
+        try
+        {
+            ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: false);
+            connection.StartConnecting(endpoint, completion, cancellationToken, Stopwatch.GetTimestamp());
+        }
+        catch (Exception exception)
+        {
+            // The connection holds the endpoint and the completion now: its reset closes the one and fails the other, once.
+            connection.OnFault(exception);
+        }
+    }
+
+    /// <summary>
+    /// A host connect that never became a connection: closes its endpoint (one that throws while closing cannot hurt
+    /// the loop) and tells its completion why. Safe on any thread (the device also uses it when the loop is gone).
+    /// </summary>
+    /// <param name="endpoint">The host endpoint offered.</param>
+    /// <param name="completion">The connect's completion.</param>
+    /// <param name="error">Why the connect failed.</param>
+    public void AbandonConnect(IVsockEndpoint endpoint, IVsockConnectCompletion completion, Exception error)
+    {
+        try
+        {
+            endpoint.Close(abort: true);
+        }
+        catch (Exception exception)
+        {
+            Interlocked.Increment(ref Metrics.EndpointFaultsField);
+            Trace.TraceWarning("vsock: host endpoint of a failed connect threw while closing: {0}", exception);
+        }
+
+        completion.OnFailed(error);
     }
 
     // ---------------------------------------------------------------- RX

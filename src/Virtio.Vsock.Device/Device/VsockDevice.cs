@@ -385,8 +385,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         ArgumentNullException.ThrowIfNull(completion);
         if (_disposed)
         {
-            endpoint.Close(abort: true);
-            completion.OnFailed(new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is disposed."));
+            _muxer.AbandonConnect(endpoint, completion, new VsockConnectException(VsockConnectFailure.NotRunning, "The vsock device is disposed."));
             return;
         }
 
@@ -395,27 +394,23 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             {
                 if (cancellationToken.IsCancellationRequested)
                 {
-                    endpoint.Close(abort: true);
-                    completion.OnFailed(new OperationCanceledException(cancellationToken));
+                    _muxer.AbandonConnect(endpoint, completion, new OperationCanceledException(cancellationToken));
                     return;
                 }
 
                 try
                 {
+                    // The muxer handles the failures it can meet (an endpoint that throws while closing, a connection
+                    // whose set-up throws), each telling the completion once.
                     _muxer.Connect(guestPort, type, endpoint, completion, cancellationToken, running: IsOnline && !_faulted);
                 }
                 catch (Exception exception)
                 {
-                    // Nothing above should throw; if it does, this attempt fails and the device goes on.
-                    endpoint.Close(abort: true);
-                    completion.OnFailed(exception);
+                    // Before the connection exists (a bug): this attempt fails and the device goes on.
+                    _muxer.AbandonConnect(endpoint, completion, exception);
                 }
             },
-            abandon: disposed =>
-            {
-                endpoint.Close(abort: true);
-                completion.OnFailed(disposed);
-            });
+            abandon: disposed => _muxer.AbandonConnect(endpoint, completion, disposed));
     }
 
     /// <summary>Resets the device and stops its loop thread.</summary>

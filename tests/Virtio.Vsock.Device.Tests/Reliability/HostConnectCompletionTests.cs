@@ -90,6 +90,30 @@ public sealed class HostConnectCompletionTests
         Assert.True(endpoint.Aborted);
     }
 
+    [Fact]
+    public async Task AConnectThatCannotStartFailsOnceEvenWhenItsEndpointThrowsWhileClosing()
+    {
+        using var harness = new Harness();
+        var completion = new RecordingCompletion();
+        var endpoint = new IdleEndpoint { ThrowOnClose = true };
+
+        harness.Device.Connect(5604, (VsockType)9, endpoint, completion, Token); // a type no guest negotiates
+        (uint? port, Exception? error, string? thread) = await completion.Outcome.WaitAsync(TimeSpan.FromSeconds(20), Token);
+
+        Assert.Null(port);
+        Assert.Equal(VsockConnectFailure.NotRunning, Assert.IsType<VsockConnectException>(error).Reason);
+        Assert.Equal("vsock-3", thread);
+        Assert.Equal(1, completion.Calls);
+        Assert.Equal(1, harness.Metrics.EndpointFaults);
+        Assert.False(harness.Device.IsFaulted);
+
+        // The loop goes on: a connect after it works.
+        using GuestListener listener = harness.Guest.Listen(5605);
+        var next = new RecordingCompletion();
+        harness.Device.Connect(5605, VsockType.Stream, new IdleEndpoint(), next, Token);
+        Assert.Null((await next.Outcome.WaitAsync(TimeSpan.FromSeconds(20), Token)).Error);
+    }
+
     private sealed class RecordingCompletion : IVsockConnectCompletion
     {
         private readonly TaskCompletionSource<(uint? Port, Exception? Error, string? Thread)> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -119,6 +143,8 @@ public sealed class HostConnectCompletionTests
 
         public bool Aborted { get; private set; }
 
+        public bool ThrowOnClose { get; init; }
+
         public void Start(IVsockEndpointEvents events) => Started = true;
 
         public EndpointResult Write(VsockPacket packet, int offset, SeqPacketFlags boundary) => EndpointResult.Ok((int)packet.Len - offset);
@@ -139,6 +165,13 @@ public sealed class HostConnectCompletionTests
         {
         }
 
-        public void Close(bool abort) => Aborted |= abort;
+        public void Close(bool abort)
+        {
+            Aborted |= abort;
+            if (ThrowOnClose)
+            {
+                throw new InvalidOperationException("injected close fault");
+            }
+        }
     }
 }
