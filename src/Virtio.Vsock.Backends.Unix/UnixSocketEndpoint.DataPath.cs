@@ -31,14 +31,14 @@ internal sealed partial class UnixSocketEndpoint
     /// A run of TX packets with as few <c>sendmsg</c> calls as the gather limit allows (one for a run of whole packets
     /// within <see cref="MaxRunGather"/> buffers): stops at the first short write, since the socket is then full.
     /// </summary>
-    private EndpointResult SendStream(ReadOnlySpan<VsockPacket> packets, int firstOffset)
+    private EndpointResult SendStream(ReadOnlySpan<VsockPacket> packets)
     {
         // The device's TX packets are parsed from guest memory, a native mapping that never moves: their addresses
         // can be taken without pinning.
         Span<UnixIoSegment> segments = stackalloc UnixIoSegment[MaxRunGather];
         int total = 0;
         int index = 0;
-        int offset = firstOffset;
+        int offset = 0;
         while (index < packets.Length)
         {
             int used = 0;

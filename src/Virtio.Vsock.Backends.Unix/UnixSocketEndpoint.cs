@@ -149,14 +149,20 @@ internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandl
     }
 
     /// <inheritdoc/>
-    public EndpointResult Write(ReadOnlySpan<VsockPacket> packets, int firstOffset)
+    public EndpointResult Write(ReadOnlySpan<VsockPacket> packets)
     {
+        if (_writer is not null)
+        {
+            // Not called for SEQPACKET (WritesFromManyPackets is false): the first packet, as the interface's default.
+            return Write(packets[0], 0, SeqPacketFlags.None);
+        }
+
         if (_replyPending || _killed)
         {
             return _killed ? EndpointResult.Error : EndpointResult.WouldBlock;
         }
 
-        return _writer is null ? SendStream(packets, firstOffset) : Write(packets[0], firstOffset, SeqPacketFlags.None);
+        return SendStream(packets);
     }
 
     /// <inheritdoc/>

@@ -20,18 +20,17 @@ public interface IVsockEndpoint
     EndpointResult Write(VsockPacket packet, int offset, SeqPacketFlags boundary);
 
     /// <summary>
-    /// Guest-to-host stream data from several TX packets' payloads, in order (the first from <paramref name="firstOffset"/>),
-    /// so a backend can write a run of packets with one system call. Only called for <see cref="VsockType.Stream"/>
+    /// Guest-to-host stream data from several TX packets' whole payloads, in order, so a backend can write a run of
+    /// packets with one system call. Only called for <see cref="VsockType.Stream"/>
     /// connections, and only when <see cref="WritesFromManyPackets"/>. Default: the first packet only.
     /// </summary>
     /// <param name="packets">Parsed TX packets.</param>
-    /// <param name="firstOffset">The first payload byte of the first packet to write.</param>
     /// <returns>The bytes taken from the packets in order (possibly fewer than all), or why none.</returns>
-    EndpointResult Write(ReadOnlySpan<VsockPacket> packets, int firstOffset) =>
-        Write(packets[0], firstOffset, SeqPacketFlags.None);
+    EndpointResult Write(ReadOnlySpan<VsockPacket> packets) =>
+        Write(packets[0], 0, SeqPacketFlags.None);
 
     /// <summary>
-    /// Whether <see cref="Write(ReadOnlySpan{VsockPacket}, int)"/> writes more than the first packet (one system call
+    /// Whether <see cref="Write(ReadOnlySpan{VsockPacket})"/> writes more than the first packet (one system call
     /// for several TX packets). Only then does the device hold a connection's data packets back within a TX batch to
     /// write them together. Default: no.
     /// </summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 
 namespace Virtio.Vsock.Device;
 
@@ -115,7 +116,7 @@ internal sealed partial class VsockConnection
             }
         }
 
-        if (State != ConnectionState.Established || _pendingResponse || (_peerShutdown & ShutdownFlags.Send) != 0 || _endpoint is null)
+        if (!TakesGuestData)
         {
             // Data before the connection is up or after the guest said it sends no more.
             Reset(refused: false, "data before the connection is up or after SHUTDOWN(send)");
@@ -123,8 +124,7 @@ internal sealed partial class VsockConnection
         }
 
         uint len = packet.Len;
-        uint free = _bufAlloc - (_rxCnt - _fwdCnt);
-        if (len > free)
+        if (len > CreditLeft)
         {
             Interlocked.Increment(ref _muxer.Metrics.CreditViolationsField);
             Reset(refused: false, "the guest sent beyond its credit");
@@ -139,8 +139,7 @@ internal sealed partial class VsockConnection
             boundary |= SeqPacketFlags.EndOfMessage;
         }
 
-        _rxCnt += len;
-        Interlocked.Add(ref _muxer.Metrics.TxBytesField, len);
+        CountReceived(len);
         int offset = 0;
         bool complete = false;
         if (_txBuffer.IsEmpty)
@@ -174,18 +173,30 @@ internal sealed partial class VsockConnection
     /// </summary>
     private bool TryJoinTxRun(VsockPacket packet)
     {
-        uint len = packet.Len;
-        if (Type != VsockType.Stream || State != ConnectionState.Established || _pendingResponse
-            || (_peerShutdown & ShutdownFlags.Send) != 0 || _endpoint is null || !_txBuffer.IsEmpty
-            || len > _bufAlloc - (_rxCnt - _fwdCnt) || !_endpoint.WritesFromManyPackets || !_muxer.TxRun.CanJoin(this))
+        if (Type != VsockType.Stream || !TakesGuestData || !_txBuffer.IsEmpty || packet.Len > CreditLeft
+            || !_endpoint.WritesFromManyPackets || !_muxer.TxRun.CanJoin(this))
         {
             return false;
         }
 
-        _rxCnt += len;
-        Interlocked.Add(ref _muxer.Metrics.TxBytesField, len);
+        CountReceived(packet.Len);
         _muxer.KeepTxPacket(this);
         return true;
+    }
+
+    /// <summary>Whether the guest may send data now: the connection is up and answered, and the guest still sends.</summary>
+    [MemberNotNullWhen(true, nameof(_endpoint))]
+    private bool TakesGuestData =>
+        State == ConnectionState.Established && !_pendingResponse && (_peerShutdown & ShutdownFlags.Send) == 0 && _endpoint is not null;
+
+    /// <summary>What the guest may still send within the credit we gave it (wrapping u32 arithmetic).</summary>
+    private uint CreditLeft => _bufAlloc - (_rxCnt - _fwdCnt);
+
+    /// <summary>Counts guest data as received (our credit to the guest shrinks by it until it is forwarded).</summary>
+    private void CountReceived(uint len)
+    {
+        _rxCnt += len;
+        Interlocked.Add(ref _muxer.Metrics.TxBytesField, len);
     }
 
     /// <summary>
@@ -201,7 +212,7 @@ internal sealed partial class VsockConnection
             return;
         }
 
-        if (!Forwarded(_endpoint.Write(packets, 0), bytes, out int written))
+        if (!Forwarded(_endpoint.Write(packets), bytes, out int written))
         {
             return;
         }
@@ -247,7 +258,7 @@ internal sealed partial class VsockConnection
         switch (result.Status)
         {
             case EndpointStatus.Ok:
-                written = Math.Min(result.Bytes, max);
+                written = Math.Clamp(result.Bytes, 0, max);
                 _fwdCnt += (uint)written;
                 return true;
             case EndpointStatus.WouldBlock:

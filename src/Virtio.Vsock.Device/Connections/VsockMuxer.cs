@@ -27,7 +27,6 @@ internal sealed partial class VsockMuxer
     private readonly Queue<VsockConnection> _rxQueue = new();
     private readonly DeadlineQueue<VsockConnection> _timers = new(static (connection, deadline) => connection.State != ConnectionState.Closed && connection.Deadline == deadline);
     private readonly VsockHeader[] _pendingResets;
-    private bool _keepTxPacket;
     private VsockConnection? _keepOwner;
     private int _resetFirst;
     private int _resetCount;
@@ -101,21 +100,16 @@ internal sealed partial class VsockMuxer
         }
 
         HandleTx(packet, now);
-        if (_keepTxPacket)
+        if (_keepOwner is { } owner)
         {
-            _keepTxPacket = false;
-            TxRun.Keep(_keepOwner!, ref packet);
             _keepOwner = null;
+            TxRun.Keep(owner, ref packet);
         }
     }
 
     /// <summary>Called by a connection from its packet handler: keep the packet being handled in <see cref="TxRun"/>.</summary>
     /// <param name="owner">The connection (it checked <see cref="TxRun.CanJoin"/>).</param>
-    public void KeepTxPacket(VsockConnection owner)
-    {
-        _keepTxPacket = true;
-        _keepOwner = owner;
-    }
+    public void KeepTxPacket(VsockConnection owner) => _keepOwner = owner;
 
     /// <summary>Writes the held run to its connection's host endpoint (one gathering write) and empties it.</summary>
     public void FlushTxRun()
@@ -196,7 +190,6 @@ internal sealed partial class VsockMuxer
             }
             catch (Exception exception)
             {
-                _keepTxPacket = false;
                 _keepOwner = null;
                 connection.OnFault(exception);
             }

@@ -89,10 +89,10 @@ public sealed class FaultIsolationTests
 
         public int RunWrites { get; private set; }
 
-        public EndpointResult Write(ReadOnlySpan<VsockPacket> packets, int firstOffset)
+        public EndpointResult Write(ReadOnlySpan<VsockPacket> packets)
         {
             RunWrites++;
-            return ThrowOnWrite ? throw new InvalidOperationException("injected endpoint fault") : inner.Write(packets[0], firstOffset, SeqPacketFlags.None);
+            return ThrowOnWrite ? throw new InvalidOperationException("injected endpoint fault") : inner.Write(packets[0], 0, SeqPacketFlags.None);
         }
 
         public void Start(IVsockEndpointEvents events) => inner.Start(events);

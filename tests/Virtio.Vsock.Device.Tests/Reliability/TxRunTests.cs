@@ -122,14 +122,13 @@ public sealed class TxRunTests
 
         public void Start(IVsockEndpointEvents events) => inner.Start(events);
 
-        public EndpointResult Write(ReadOnlySpan<VsockPacket> packets, int firstOffset)
+        public EndpointResult Write(ReadOnlySpan<VsockPacket> packets)
         {
             MostPacketsInOneWrite = Math.Max(MostPacketsInOneWrite, packets.Length);
             int staged = 0;
-            int offset = firstOffset;
             foreach (VsockPacket packet in packets)
             {
-                DataSpanEnumerator spans = packet.GetDataSpans(offset, (int)packet.Len - offset);
+                DataSpanEnumerator spans = packet.GetDataSpans(0, (int)packet.Len);
                 while (spans.MoveNext())
                 {
                     spans.Current.CopyTo(_staging.AsSpan(staged));
@@ -137,7 +136,6 @@ public sealed class TxRunTests
                 }
 
                 Assert.False(spans.Error.IsError);
-                offset = 0;
             }
 
             int take = Math.Min(staged, takeAtMost);
