@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(12, LogLevel.Debug, "vhost-user {Event}")]
     internal static partial void Trace(ILogger logger, string @event);
+
+    [LoggerMessage(14, LogLevel.Debug, "vhost-user memory region {Region} prefaulted in {Milliseconds:F1} ms: {Result}")]
+    internal static partial void Prefaulted(ILogger logger, string region, string result, double milliseconds);
 }

@@ -18,12 +18,15 @@ public sealed class GuestRegion : IDisposable
 {
     private readonly MappingHandle _mapping;
 
-    private GuestRegion(GuestAddress start, ulong size, MappingHandle mapping, ulong hostOffset)
+    private readonly bool _fileBacked;
+
+    private GuestRegion(GuestAddress start, ulong size, MappingHandle mapping, ulong hostOffset, bool fileBacked)
     {
         Start = start;
         Size = size;
         _mapping = mapping;
         HostOffset = hostOffset;
+        _fileBacked = fileBacked;
     }
 
     /// <summary>The first guest physical address of the region.</summary>
@@ -51,7 +54,7 @@ public sealed class GuestRegion : IDisposable
         ValidateRange(start, size);
         MappingHandle mapping = MappingHandle.Map(
             checked((nuint)size), Interop.Sys.ProtRead | Interop.Sys.ProtWrite, Interop.Sys.MapPrivate | Interop.Sys.MapAnonymous | Interop.Sys.MapNoReserve, -1, 0);
-        return new GuestRegion(start, size, mapping, 0);
+        return new GuestRegion(start, size, mapping, 0, fileBacked: false);
     }
 
     /// <summary>
@@ -78,13 +81,29 @@ public sealed class GuestRegion : IDisposable
 
         MappingHandle mapping = MappingHandle.Map(
             (nuint)total, Interop.Sys.ProtRead | Interop.Sys.ProtWrite, Interop.Sys.MapShared | Interop.Sys.MapNoReserve, fd, 0);
-        return new GuestRegion(start, size, mapping, mmapOffset);
+        return new GuestRegion(start, size, mapping, mmapOffset, fileBacked: true);
     }
 
     /// <summary>Whether <paramref name="address"/> lies inside the region.</summary>
     /// <param name="address">A guest physical address.</param>
     /// <returns><see langword="true"/> when inside.</returns>
     public bool Contains(GuestAddress address) => address.Value >= Start.Value && address.Value - Start.Value < Size;
+
+    /// <summary>
+    /// Enters into this process's page tables the pages of the region's first <paramref name="maxBytes"/> bytes that
+    /// its file already holds, so that the device's first access to each costs no page fault (5-15 us under a
+    /// hypervisor). Never allocates file pages: holes and swapped-out pages are skipped. Costs page tables (2 MiB
+    /// per GiB with 4 KiB pages) and about 0.4 us per resident page; meant for a background thread. A region
+    /// created by <see cref="CreateAnonymous"/> is this process's own memory: nothing to do. Thread-safe; the
+    /// region may be disposed meanwhile (the pass then ends as <see cref="PrefaultOutcome.Cancelled"/>).
+    /// </summary>
+    /// <param name="maxBytes">How much of the region, from its start, to cover at most.</param>
+    /// <param name="cancellationToken">Ends the pass at the next 2 MiB chunk (with 4 KiB pages).</param>
+    /// <returns>What was done; errors are values, nothing is thrown.</returns>
+    public PrefaultResult PrefaultResidentPages(ulong maxBytes, CancellationToken cancellationToken = default) =>
+        _fileBacked && maxBytes > 0
+            ? ResidentPagePrefault.Run(_mapping, HostOffset, Math.Min(maxBytes, Size), cancellationToken)
+            : new PrefaultResult(PrefaultOutcome.Completed, 0, 0, 0);
 
     /// <summary>Drops the creator's reference; the memory is unmapped once no <see cref="GuestMemory"/> uses it.</summary>
     public void Dispose() => _mapping.Dispose();

@@ -30,6 +30,35 @@ public sealed class MemoryTableTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task TheBackgroundPrefaultCoversTheRegionAndMapsExactlyThePagesTheGuestHas()
+    {
+        await Task.Yield();
+        await using Harness harness = Harness.Start(sealedRam: true);
+        harness.Handshake();
+        int pageSize = Environment.SystemPageSize;
+        int pages = (int)(Harness.RamSize / (ulong)pageSize);
+        int written = 0;
+        for (int page = 0; page < pages; page += 3)
+        {
+            RandomAccess.Write(harness.Ram, [0x5a], (long)Harness.MmapOffset + ((long)page * pageSize));
+            written++;
+        }
+
+        Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(Harness.RamRegion), harness.RamFd));
+
+        Harness.WaitUntil(() => harness.Logger.Contains("prefaulted"), "the prefault pass to report");
+        (_, string line) = Assert.Single(harness.Logger.Lines, line => line.Message.Contains("prefaulted", StringComparison.Ordinal));
+        Assert.Contains($"Completed: {written} of {pages} pages scanned were resident", line, StringComparison.Ordinal);
+
+        // The guest's memory did not grow: a second table over the same file finds the same resident pages.
+        Assert.Equal(0UL, harness.Frontend.Ack(VhostUserRequest.SetMemTable, FakeFrontend.MemTable(Harness.RamRegion), harness.RamFd));
+        Harness.WaitUntil(() => harness.Logger.Lines.Count(line => line.Message.Contains("prefaulted", StringComparison.Ordinal)) == 2, "the second pass to report");
+        Assert.All(
+            harness.Logger.Lines.Where(line => line.Message.Contains("prefaulted", StringComparison.Ordinal)),
+            line => Assert.Contains($"Completed: {written} of {pages} pages", line.Message, StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task AnUnsealedRegionIsMappedWithOneWarningPerConnection()
     {
         await Task.Yield();

@@ -119,6 +119,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
     /// <param name="timeout">The deadline for the whole mode.</param>
     public void Run(DeviceSession device, TimeSpan timeout)
     {
+        WarmHostPath(Scratch, Options.WriteSize);
         Guest = new VsockGuest(device.Queues, this, Checks);
         Guest.DisableInterrupts();
         long deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
@@ -157,6 +158,47 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
             {
                 Guest.DisableInterrupts();
             }
+        }
+    }
+
+    /// <summary>
+    /// Runs the tool's own host-side path once over a private Unix socket pair before any backend traffic:
+    /// the pattern table, the scratch buffer's pages and the socket send and receive paths. The cold-start
+    /// window is meant to show the backend's cold start; without this it also held the tool's first touch
+    /// of each (about 1 ms of a 35 ms window at 4 KiB guest->host).
+    /// </summary>
+    /// <param name="scratch">The scratch buffer the host ends use.</param>
+    /// <param name="writeSize">The run's write size.</param>
+    private static void WarmHostPath(byte[] scratch, int writeSize)
+    {
+        string directory = Directory.CreateTempSubdirectory("vsockload-warm-").FullName;
+        try
+        {
+            string path = Path.Combine(directory, "s");
+            using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            listener.Bind(new UnixDomainSocketEndPoint(path));
+            listener.Listen(1);
+            var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            client.Connect(new UnixDomainSocketEndPoint(path));
+            using HostEnd writer = HostEnd.Accepted(client);
+            using HostEnd reader = HostEnd.Accepted(listener.Accept());
+            writer.WriteSize = Math.Clamp(writeSize, 1, scratch.Length);
+            writer.TxTarget = 4L * scratch.Length;
+            var checks = new Checks();
+            while (reader.RxOffset < writer.TxTarget && !reader.PeerClosed)
+            {
+                writer.Write(scratch);
+                reader.Read(scratch, checks);
+            }
+
+            if (checks.Total != 0 || reader.RxOffset != writer.TxTarget)
+            {
+                throw new InvalidOperationException("the tool's warm-up stream did not arrive intact: " + string.Join("; ", checks.Messages));
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
         }
     }
 
@@ -366,6 +408,7 @@ internal abstract unsafe class Scenario : IGuestApp, IDisposable
             try
             {
                 var end = HostEnd.Accepted(Listener.Accept());
+
                 Hosts.Add(end);
                 HostAccepted(end);
                 _hostProgress = true;

@@ -17,6 +17,12 @@ internal sealed class MemoryTable(RequestContext context, IVhostUserBackend back
     /// <summary>The number of regions one SET_MEM_TABLE carries at most.</summary>
     internal const int MaxTableRegions = 8;
 
+    /// <summary>
+    /// How much guest memory, over all regions, is prefaulted at most (<see cref="MemorySlot.StartPrefault"/>): the
+    /// page tables of 4 GiB with 4 KiB pages take 8 MiB. Beyond it pages fault in as the device touches them.
+    /// </summary>
+    internal const ulong MaxPrefaultBytes = 4UL << 30;
+
     private readonly List<MemorySlot> _slots = [];
     private GuestMemory? _memory;
     private bool _unsealedWarned;
@@ -103,6 +109,11 @@ internal sealed class MemoryTable(RequestContext context, IVhostUserBackend back
                 slot.Dispose();
             }
 
+            foreach (MemorySlot slot in _slots)
+            {
+                StartPrefault(slot);
+            }
+
             return true;
         }
         finally
@@ -142,7 +153,20 @@ internal sealed class MemoryTable(RequestContext context, IVhostUserBackend back
 
         _slots.Add(slot);
         Install(memory);
+        StartPrefault(slot);
         return true;
+    }
+
+    /// <summary>Starts <paramref name="slot"/>'s background prefault within what <see cref="MaxPrefaultBytes"/> leaves.</summary>
+    private void StartPrefault(MemorySlot slot)
+    {
+        ulong used = 0;
+        foreach (MemorySlot other in _slots)
+        {
+            used += other.PrefaultBytes;
+        }
+
+        slot.StartPrefault(MaxPrefaultBytes - Math.Min(used, MaxPrefaultBytes), context.Logger);
     }
 
     internal bool HandleRemMemReg(ReadOnlySpan<byte> payload)

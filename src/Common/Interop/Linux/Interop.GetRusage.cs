@@ -27,8 +27,11 @@ internal static partial class Interop
             /// <summary><c>ru_stime.tv_usec</c>.</summary>
             public long SystemMicroseconds;
 
-            /// <summary><c>ru_maxrss</c> to <c>ru_nivcsw</c>, unused here.</summary>
+            /// <summary><c>ru_maxrss</c> to <c>ru_nivcsw</c>.</summary>
             public fixed long Counters[14];
+
+            /// <summary><c>ru_minflt</c>: page faults served without I/O.</summary>
+            public readonly long MinorFaults => Counters[4];
 
             /// <summary>User time in seconds.</summary>
             public readonly double User => UserSeconds + (UserMicroseconds / 1e6);
