@@ -34,7 +34,9 @@ public interface IVsockBackendHost
     /// <param name="guestPort">The guest port.</param>
     /// <param name="type">Stream or seqpacket.</param>
     /// <param name="endpoint">The host side of the new connection; closed (aborted) when the connect fails.</param>
-    /// <param name="completion">Told the outcome, once.</param>
+    /// <param name="completion">Told the outcome, once. A cancelled attempt is an <see cref="OperationCanceledException"/>
+    /// carrying <paramref name="cancellationToken"/> (when that token asked for it; otherwise the token the task was
+    /// cancelled with).</param>
     /// <param name="cancellationToken">Cancels the attempt (the guest gets RST).</param>
     void Connect(uint guestPort, VsockType type, IVsockEndpoint endpoint, IVsockConnectCompletion completion, CancellationToken cancellationToken)
     {
@@ -42,17 +44,22 @@ public interface IVsockBackendHost
         ConnectAsync(guestPort, type, endpoint, cancellationToken).ContinueWith(
             static (task, state) =>
             {
-                var target = (IVsockConnectCompletion)state!;
+                (IVsockConnectCompletion target, CancellationToken token) = ((IVsockConnectCompletion, CancellationToken))state!;
                 if (task.IsCompletedSuccessfully)
                 {
                     target.OnConnected(task.Result);
                 }
+                else if (task.IsCanceled)
+                {
+                    // As the device's own path: the caller's token when it was the caller who cancelled.
+                    target.OnFailed(token.IsCancellationRequested ? new OperationCanceledException(token) : new TaskCanceledException(task));
+                }
                 else
                 {
-                    target.OnFailed(task.IsCanceled ? new OperationCanceledException() : task.Exception!.InnerException!);
+                    target.OnFailed(task.Exception!.InnerException!);
                 }
             },
-            completion,
+            (completion, cancellationToken),
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);

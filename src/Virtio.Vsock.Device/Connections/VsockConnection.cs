@@ -265,24 +265,8 @@ internal sealed partial class VsockConnection : IVsockIncomingConnection, IVsock
 
     private void CloseAnsweredEndpoint() => CloseQuietly(Interlocked.Exchange(ref _answeredEndpoint, null), abort: true);
 
-    /// <summary>Closes a host endpoint; an endpoint that throws while closing cannot hurt the loop.</summary>
-    private void CloseQuietly(IVsockEndpoint? endpoint, bool abort)
-    {
-        if (endpoint is null)
-        {
-            return;
-        }
-
-        try
-        {
-            endpoint.Close(abort);
-        }
-        catch (Exception exception)
-        {
-            Interlocked.Increment(ref _muxer.Metrics.EndpointFaultsField);
-            Trace.TraceWarning("vsock connection {0}: host endpoint threw while closing: {1}", Key, exception);
-        }
-    }
+    /// <summary>Closes a host endpoint of this connection through <see cref="VsockMuxer.CloseQuietly"/>: one that throws while closing cannot hurt the loop.</summary>
+    private void CloseQuietly(IVsockEndpoint? endpoint, bool abort) => _muxer.CloseQuietly(endpoint, abort, Key);
 
     private void OnAnswered()
     {

@@ -333,17 +333,38 @@ internal sealed partial class VsockMuxer
     /// <param name="error">Why the connect failed.</param>
     public void AbandonConnect(IVsockEndpoint endpoint, IVsockConnectCompletion completion, Exception error)
     {
+        CloseQuietly(endpoint, abort: true, owner: null);
+        completion.OnFailed(error);
+    }
+
+    /// <summary>
+    /// Closes a host endpoint so that nothing it throws reaches the caller: an endpoint that throws while closing is
+    /// counted in <see cref="VsockMetrics.EndpointFaults"/> and logged. The one place the device closes an endpoint
+    /// it no longer trusts to close cleanly (a connection's endpoint, an abandoned connect's). Safe on any thread.
+    /// </summary>
+    /// <param name="endpoint">The endpoint, or <see langword="null"/> (nothing to close).</param>
+    /// <param name="abort">Close abortively.</param>
+    /// <param name="owner">The connection the endpoint belongs to, for the log; <see langword="null"/> for a host
+    /// connect that never became a connection.</param>
+    public void CloseQuietly(IVsockEndpoint? endpoint, bool abort, ConnectionKey? owner)
+    {
+        if (endpoint is null)
+        {
+            return;
+        }
+
         try
         {
-            endpoint.Close(abort: true);
+            endpoint.Close(abort);
         }
         catch (Exception exception)
         {
             Interlocked.Increment(ref Metrics.EndpointFaultsField);
-            Trace.TraceWarning("vsock: host endpoint of a failed connect threw while closing: {0}", exception);
+            Trace.TraceWarning(
+                "vsock: host endpoint of {0} threw while closing: {1}",
+                owner is { } key ? $"connection {key}" : "a host connect that never became a connection",
+                exception);
         }
-
-        completion.OnFailed(error);
     }
 
     // ---------------------------------------------------------------- RX

@@ -114,6 +114,60 @@ public sealed class HostConnectCompletionTests
         Assert.Null((await next.Outcome.WaitAsync(TimeSpan.FromSeconds(20), Token)).Error);
     }
 
+    [Fact]
+    public async Task TheDefaultConnectReportsACancelledConnectWithTheCallersToken()
+    {
+        // A host that implements only ConnectAsync: Connect is the interface's default, over the device's task.
+        using var harness = new Harness(new VsockDeviceOptions { ConnectTimeout = TimeSpan.FromMinutes(5) });
+        harness.Guest.ClaimRawPort(5606);
+        IVsockBackendHost host = new TaskOnlyHost(harness.Device, canceledWith: null);
+        using var cancel = new CancellationTokenSource();
+        var completion = new RecordingCompletion();
+        var endpoint = new IdleEndpoint();
+
+        host.Connect(5606, VsockType.Stream, endpoint, completion, cancel.Token);
+        await Harness.WaitUntil(() => harness.Device.ConnectionCount == 1, 20_000, "the connect waits for the guest");
+        cancel.Cancel();
+
+        (uint? port, Exception? error, _) = await completion.Outcome.WaitAsync(TimeSpan.FromSeconds(20), Token);
+        Assert.Null(port);
+        Assert.Equal(cancel.Token, Assert.IsAssignableFrom<OperationCanceledException>(error).CancellationToken);
+        Assert.True(endpoint.Aborted);
+        Assert.Equal(1, completion.Calls);
+    }
+
+    [Fact]
+    public async Task TheDefaultConnectReportsATaskTheHostCancelledWithTheTasksToken()
+    {
+        // The caller did not cancel: the completion must not claim the caller's token, but gets the task's own.
+        using var harness = new Harness();
+        using var hostCancel = new CancellationTokenSource();
+        hostCancel.Cancel();
+        IVsockBackendHost host = new TaskOnlyHost(harness.Device, canceledWith: hostCancel.Token);
+        using var caller = new CancellationTokenSource();
+        var completion = new RecordingCompletion();
+
+        host.Connect(5607, VsockType.Stream, new IdleEndpoint(), completion, caller.Token);
+
+        (uint? port, Exception? error, _) = await completion.Outcome.WaitAsync(TimeSpan.FromSeconds(20), Token);
+        Assert.Null(port);
+        Assert.Equal(hostCancel.Token, Assert.IsAssignableFrom<OperationCanceledException>(error).CancellationToken);
+        Assert.Equal(1, completion.Calls);
+    }
+
+    /// <summary>A backend host that implements <see cref="IVsockBackendHost.ConnectAsync"/> only (over the device's, or
+    /// as a task already cancelled with <c>canceledWith</c>), so <see cref="IVsockBackendHost.Connect"/> is the
+    /// interface's default.</summary>
+    private sealed class TaskOnlyHost(VsockDevice device, CancellationToken? canceledWith) : IVsockBackendHost
+    {
+        public ulong GuestCid => device.GuestCid;
+
+        public IVsockFdPoller FdPoller => device.FdPoller;
+
+        public Task<uint> ConnectAsync(uint guestPort, VsockType type, IVsockEndpoint endpoint, CancellationToken cancellationToken) =>
+            canceledWith is { } token ? Task.FromCanceled<uint>(token) : device.ConnectAsync(guestPort, type, endpoint, cancellationToken);
+    }
+
     private sealed class RecordingCompletion : IVsockConnectCompletion
     {
         private readonly TaskCompletionSource<(uint? Port, Exception? Error, string? Thread)> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);

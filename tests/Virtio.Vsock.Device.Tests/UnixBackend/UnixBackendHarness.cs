@@ -9,7 +9,8 @@ namespace Virtio.Vsock.Device.Tests.UnixBackend;
 /// <summary>
 /// A real <see cref="VsockDevice"/> driven by the guest simulator, with a <see cref="UnixSocketBackend"/>
 /// listening in a fresh temp directory (short paths: sun_path is 108 bytes). Owns all of them and the
-/// directory; disposes the backend first (as a test of its own), then the device and the guest.
+/// directory; disposes the backend first (as a test of its own), then the device and the guest. A test may put a
+/// backend of its own between the device and the Unix backend (<c>wrapBackend</c>), e.g. to watch its endpoints.
 /// </summary>
 internal sealed class UnixBackendHarness : IAsyncDisposable
 {
@@ -18,13 +19,14 @@ internal sealed class UnixBackendHarness : IAsyncDisposable
     public UnixBackendHarness(
         VsockDeviceOptions? deviceOptions = null,
         GuestSimulatorOptions? guestOptions = null,
-        Func<string, UnixSocketBackendOptions>? backendOptions = null)
+        Func<string, UnixSocketBackendOptions>? backendOptions = null,
+        Func<IVsockBackend, IVsockBackend>? wrapBackend = null)
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("vub").FullName;
         UdsPath = Path.Combine(Directory, "v.sock");
         Backend = new UnixSocketBackend(backendOptions?.Invoke(UdsPath) ?? new UnixSocketBackendOptions { UdsPath = UdsPath });
         DeviceOptions = deviceOptions ?? new VsockDeviceOptions();
-        (Guest, Device) = GuestSimulator.Create(DeviceOptions, Backend, guestOptions);
+        (Guest, Device) = GuestSimulator.Create(DeviceOptions, wrapBackend?.Invoke(Backend) ?? Backend, guestOptions);
         Backend.Start();
     }
 
