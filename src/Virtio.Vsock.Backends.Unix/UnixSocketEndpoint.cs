@@ -41,6 +41,11 @@ internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandl
     // Buffers one sendmsg of a TX run gathers (a run is at most 16 packets, usually one buffer each).
     private const int MaxRunGather = 64;
 
+    // Dropping what the host peer queued before the guest's SHUT_RD: 16 KiB per recvmsg, at most 4 MiB in all
+    // (a peer's send buffer is at most net.core.wmem_max; the default is 208 KiB).
+    private const int DiscardChunk = 16 * 1024;
+    private const int MaxDiscardReads = 256;
+
     private readonly UnixSocketBackend _owner;
     private readonly Socket _socket;
     private readonly SeqPacketMessageReader? _reader;
@@ -331,11 +336,34 @@ internal sealed partial class UnixSocketEndpoint : IVsockEndpoint, IVsockFdHandl
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Besides <c>shutdown(SHUT_RD)</c>, drops what the host peer had already queued: the guest will never read
+    /// it, and while it fills the peer's send buffer the peer neither polls writable nor reaches the EPIPE check
+    /// (a blocked send would stay blocked until the guest closed). After the shutdown nothing new is queued, so
+    /// the drop is bounded by what was there.
+    /// </remarks>
     public void ShutdownReceive()
     {
-        if (Volatile.Read(ref _closed) == 0)
+        if (Volatile.Read(ref _closed) != 0)
         {
-            UnixSocketIo.ShutdownReceive(_socket);
+            return;
+        }
+
+        UnixSocketIo.ShutdownReceive(_socket);
+        _initial = default;
+        DiscardUnread();
+    }
+
+    private void DiscardUnread()
+    {
+        Span<byte> scratch = stackalloc byte[DiscardChunk];
+        for (int i = 0; i < MaxDiscardReads; i++)
+        {
+            UnixIoResult received = UnixSocketIo.Receive(_socket, scratch);
+            if (!received.IsOk || received.Bytes == 0)
+            {
+                return;
+            }
         }
     }
 

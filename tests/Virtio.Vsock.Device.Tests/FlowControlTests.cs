@@ -71,6 +71,26 @@ public sealed class FlowControlTests
     }
 
     [Fact]
+    public async Task GuestShutdownReceiveFailsAHostWriteThatWaitsForRoom()
+    {
+        using var harness = new Harness(guestOptions: new GuestSimulatorOptions { BufferSize = 16 * 1024 }, hostBufferSize: 16 * 1024);
+        using VsockListener listener = harness.Backend.Listen(202);
+        GuestSocket guest = await harness.Guest.ConnectAsync(202, cancellationToken: Token);
+        VsockStream host = await listener.AcceptAsync(Token);
+        Task send = host.WriteAsync(Helpers.Pattern(1_000_000, 8), Token).AsTask();
+
+        // The guest does not read: its buf_alloc and the host buffer fill, and the write waits for room ...
+        await Harness.WaitUntil(() => harness.Metrics.CreditStalls > 0 || send.IsCompleted, what: "device stalled on the guest's credit");
+        Assert.False(send.IsCompleted);
+
+        // ... until the guest shuts down reading: the write fails (EPIPE), and so does the next one.
+        guest.Shutdown(ShutdownFlags.Receive);
+        await Assert.ThrowsAsync<IOException>(() => send.WaitAsync(TimeSpan.FromSeconds(20), Token));
+        await Assert.ThrowsAsync<IOException>(() => host.WriteAsync(new byte[1], Token).AsTask());
+        Assert.False(guest.WasReset);
+    }
+
+    [Fact]
     public async Task GuestIgnoringCreditIsResetAndMemoryStaysBounded()
     {
         using var harness = new Harness(new VsockDeviceOptions { BufferSize = 16 * 1024 }, hostBufferSize: 8 * 1024);

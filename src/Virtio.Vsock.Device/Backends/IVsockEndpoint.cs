@@ -78,7 +78,9 @@ public interface IVsockEndpoint
 
     /// <summary>
     /// The guest will receive no more (it called <c>shutdown(SHUT_RD)</c>): the host peer's further sends
-    /// should fail (EPIPE for a Unix socket). Default: nothing (the connection just stops reading).
+    /// should fail (EPIPE for a Unix socket), also when the peer had filled its buffer and waits for room, so
+    /// what the peer queued and the guest will never read should be dropped. Default: nothing (the connection
+    /// just stops reading).
     /// </summary>
     void ShutdownReceive()
     {

@@ -81,4 +81,38 @@ public sealed class UnixBackendHalfCloseTests
             Assert.Equal("hi"u8.ToArray(), await UnixTestSockets.ReadToEndAsync(host));
         }
     }
+    [Fact(Timeout = 30_000)]
+    public async Task GuestShutdownReceiveFailsTheHostsSendsEvenWhenTheHostFilledItsSocketFirst()
+    {
+        // The guest advertises 4 KiB and never reads, so the device stops reading the host socket and the host
+        // fills it. Only then does the guest shut down reading: the host must see EPIPE, not a socket that stays
+        // full (and a blocked send) until the guest closes.
+        await using var h = new UnixBackendHarness(guestOptions: new GuestSimulatorOptions { BufferSize = 4096 });
+        using GuestListener listener = h.Guest.Listen(6103);
+        Task<GuestSocket> accept = listener.AcceptAsync(Token).AsTask();
+        (Socket host, _) = await h.ConnectToGuestAsync(6103, token: Token);
+        using (host)
+        {
+            GuestSocket guest = await accept;
+            host.Blocking = false;
+            byte[] chunk = Helpers.Pattern(1024, 5);
+            long queued = 0;
+            SocketError error = SocketError.Success;
+            for (int i = 0; i < 100_000 && error == SocketError.Success; i++)
+            {
+                queued += Math.Max(0, host.Send(chunk, 0, chunk.Length, SocketFlags.None, out error));
+            }
+
+            Assert.Equal(SocketError.WouldBlock, error);
+            Assert.True(queued > 4096, $"the host queued only {queued} bytes");
+
+            guest.Shutdown(ShutdownFlags.Receive);
+
+            // The device drops what the guest will never read, so the host's socket turns writable and its next send fails.
+            Assert.True(host.Poll(TimeSpan.FromSeconds(10), SelectMode.SelectWrite), "the host's socket stayed full after the guest's SHUT_RD");
+            host.Send(chunk, 0, chunk.Length, SocketFlags.None, out error);
+            Assert.Equal(SocketError.Shutdown, error);
+            Assert.False(guest.WasReset);
+        }
+    }
 }

@@ -22,6 +22,7 @@ internal sealed class InProcessEndpoint : IVsockEndpoint
     private bool _wantReadable;
     private bool _wantWritable;
     private bool _guestSendShut;
+    private bool _guestReceiveShut;
     private bool _hostSendShut;
     private bool _hostClosed;
     private bool _deviceClosed;
@@ -214,6 +215,22 @@ internal sealed class InProcessEndpoint : IVsockEndpoint
     }
 
     /// <inheritdoc/>
+    /// <remarks>Drops what the application wrote and the guest will never read; the application's writes (and a
+    /// write waiting for room) fail with <see cref="IOException"/>, as a Unix socket's send fails with EPIPE.</remarks>
+    public void ShutdownReceive()
+    {
+        TaskCompletionSource? wake;
+        lock (_lock)
+        {
+            _guestReceiveShut = true;
+            _toGuest.Clear();
+            wake = TakeWriteWaiter();
+        }
+
+        wake?.TrySetResult();
+    }
+
+    /// <inheritdoc/>
     public void Close(bool abort)
     {
         TaskCompletionSource? read;
@@ -326,6 +343,11 @@ internal sealed class InProcessEndpoint : IVsockEndpoint
                 if (_hostSendShut || _hostClosed)
                 {
                     throw new InvalidOperationException("Writes were completed on this vsock stream.");
+                }
+
+                if (_guestReceiveShut)
+                {
+                    throw new IOException("The guest shut down reading on this vsock connection (EPIPE).");
                 }
 
                 int written = offset < source.Length ? _toGuest.Write(source.Span[offset..]) : 0;

@@ -2,7 +2,8 @@ namespace Virtio.Vsock.Device.Backends.InProcess;
 
 /// <summary>
 /// One in-process vsock connection as a <see cref="Stream"/>: reads return what the guest sent (0 once the
-/// guest shut down sending), writes wait while the guest's side is full (backpressure).
+/// guest shut down sending), writes wait while the guest's side is full (backpressure) and fail with
+/// <see cref="IOException"/> once the guest shut down reading (what it had not read is dropped).
 /// <see cref="CompleteWrites"/> half-closes (the guest reads EOF and can still send); <see cref="Stream.Dispose()"/>
 /// closes both ways after the written data.
 /// </summary>
