@@ -38,6 +38,9 @@ public sealed class SuiteCounterpartTests(ITestOutputHelper output)
         await using var daemon = await DaemonProcess.StartAsync(logLevel: "debug", cancellationToken: ct);
         var report = await GuestRun.RunAsync(image, daemon, Scenarios(), timeout: TimeSpan.FromSeconds(420), commandTimeout: TimeSpan.FromSeconds(150), ct);
         output.WriteLine(report.Summary());
+        // each scenario's host-side log (guest lines, what the host saw): the evidence when a timing-dependent check fails
+        foreach (var scenario in report.Scenarios.Values)
+            output.WriteLine($"---- {scenario.Name} ----\n{scenario.Log}");
         report.AssertClean();
         // the device's per-connection debug events: guest- and host-initiated opens, and closes
         foreach (var expected in new[] { ") opened by the guest", ") opened by the host", " closed in state " })
