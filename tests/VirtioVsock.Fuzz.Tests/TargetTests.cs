@@ -14,26 +14,25 @@ public sealed class TargetTests
     private const int Seed = 0x5eed_2025;
 
     /// <summary>
-    /// Mutations per target and a time cap each. On a loaded two-core machine (other builds and QEMU guests running)
-    /// the old caps of 2-6 s stopped every target early, at 29-84% of its mutations, and the test passed silently;
-    /// these caps (44 s together, worst case) let a loaded machine get through most of the budget, and the reached
-    /// fraction is printed and checked against <see cref="MinReachedFraction"/>.
+    /// Mutations per target: every run tries all of them (the same inputs each time, from <see cref="Seed"/>), so the
+    /// verdict depends on what the targets do with those inputs, never on how fast a loaded machine gets through them.
+    /// (A time cap that turned a slow run into a failure, or into a silent pass over part of the inputs, made the
+    /// device-tx case fail on a loaded two-core machine: 110-153 of its 800 mutations in 10 s.)
     /// </summary>
-    private static readonly Dictionary<string, (int Mutations, TimeSpan Cap)> Budgets = new()
+    private static readonly Dictionary<string, int> Budgets = new()
     {
-        ["packet-tx"] = (3000, TimeSpan.FromSeconds(8)),
-        ["packet-rx"] = (3000, TimeSpan.FromSeconds(8)),
-        ["connect-line"] = (5000, TimeSpan.FromSeconds(6)),
-        ["device-tx"] = (800, TimeSpan.FromSeconds(10)),
-        ["vhost-user-message"] = (800, TimeSpan.FromSeconds(12)),
+        ["packet-tx"] = 3000,
+        ["packet-rx"] = 3000,
+        ["connect-line"] = 5000,
+        ["device-tx"] = 800,
+        ["vhost-user-message"] = 800,
     };
 
     /// <summary>
-    /// The least fraction of the planned mutations a run must reach before its time cap. The caps are several times
-    /// what an idle machine needs, so a run below this on a loaded two-core machine covered too little to count as a
-    /// pass: it fails and says how far it got, rather than passing silently.
+    /// A deadline, not a budget: far beyond what any target needs for its mutations even on a loaded machine (an idle
+    /// one needs seconds). Reaching it means a target stopped making progress, and fails the test.
     /// </summary>
-    private const double MinReachedFraction = 0.25;
+    private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(5);
 
     public static TheoryData<string> Targets => Corpus.TargetNames();
 
@@ -45,23 +44,19 @@ public sealed class TargetTests
         IReadOnlyList<(string Name, byte[] Data)> corpus =
             [.. Corpus.Of(name).Where(file => !KnownFindings.Open.Any(open => open.Target == name && open.File == file.Name))];
         Assert.NotEmpty(corpus);
-        (int mutations, TimeSpan cap) = Budgets[name];
+        int mutations = Budgets[name];
         var stopwatch = Stopwatch.StartNew();
         FuzzFinding? finding = MutationRun.Run(
-            target, corpus, mutations, Seed, cap, out int executed, KnownFindings.IsKnown, out int knownHits, out int mutated, input => KnownFindings.AvoidOpen(name, input));
-        double reached = (double)mutated / mutations;
+            target, corpus, mutations, Seed, Deadline, out int executed, KnownFindings.IsKnown, out int knownHits, out int mutated, input => KnownFindings.AvoidOpen(name, input));
         ITestOutputHelper? output = TestContext.Current.TestOutputHelper;
         output?.WriteLine(
             $"{name}: {executed} inputs ({corpus.Count} corpus files) in {stopwatch.Elapsed.TotalSeconds:F1} s; " +
-            $"{mutated} of {mutations} planned mutations ({reached:P0} of the budget{(finding is null && mutated < mutations ? $", stopped by the {cap.TotalSeconds} s time cap" : string.Empty)}); " +
-            $"{knownHits} hit a known open finding");
+            $"{mutated} of {mutations} mutations; {knownHits} hit a known open finding");
         if (finding is null)
         {
             Assert.True(
-                reached >= MinReachedFraction,
-                $"{name}: the {cap.TotalSeconds} s time cap stopped the run at {mutated} of {mutations} planned mutations ({reached:P0}), " +
-                $"below the minimum of {MinReachedFraction:P0} that still means something on a loaded two-core machine. " +
-                "Nothing was found, but too little was tried to call it a pass: the target got slower or the machine is overloaded.");
+                mutated == mutations,
+                $"{name}: only {mutated} of {mutations} mutations ran before the {Deadline.TotalMinutes} min deadline: a target stopped making progress.");
             return;
         }
 
