@@ -152,7 +152,7 @@ public sealed class HybridVsockListenerTests : IDisposable
         var watch = Stopwatch.StartNew();
         byte[] got = await UnixTestSockets.ReadToEndAsync(host);
         Assert.Empty(got);
-        Assert.InRange(watch.ElapsedMilliseconds, 150, 3000);
+        Assert.True(watch.ElapsedMilliseconds >= 150, $"closed after {watch.ElapsedMilliseconds} ms, before the handshake deadline");
         Assert.True(await UnixTestSockets.EventuallyAsync(() => listener.Counters.TimedOut == 1));
         Assert.True(await UnixTestSockets.EventuallyAsync(() => listener.Counters.PendingHandshakes == 0));
     }
