@@ -35,12 +35,21 @@ public sealed class SuiteCounterpartTests(ITestOutputHelper output)
     {
         var image = RealGuestEnvironment.Require(suite);
         var ct = TestContext.Current.CancellationToken;
-        await using var daemon = await DaemonProcess.StartAsync(logLevel: "debug", cancellationToken: ct);
+        string control = Path.Join(Path.GetTempPath(), $"vuvc-{Guid.NewGuid():N}"[..13] + ".sock");
+        await using var daemon = await DaemonProcess.StartAsync(logLevel: "debug", extraArguments: ["--control", control], cancellationToken: ct);
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var snapshots = new Queue<string>();
+        var watcher = ConnectionSnapshots.CollectAsync(control, snapshots, watching.Token);
         var report = await GuestRun.RunAsync(image, daemon, Scenarios(), timeout: TimeSpan.FromSeconds(420), commandTimeout: TimeSpan.FromSeconds(150), ct);
+        await watching.CancelAsync();
+        await watcher;
         output.WriteLine(report.Summary());
         // each scenario's host-side log (guest lines, what the host saw): the evidence when a timing-dependent check fails
         foreach (var scenario in report.Scenarios.Values)
             output.WriteLine($"---- {scenario.Name} ----\n{scenario.Log}");
+        // the device's view of its connections (state, bytes held for the host, credit, stall reason), every 2 s
+        if (report.Scenarios.Values.Any(s => !s.Passed))
+            output.WriteLine("---- daemon connections every 2 s (control socket) ----\n" + ConnectionSnapshots.Format(snapshots));
         report.AssertClean();
         // the device's per-connection debug events: guest- and host-initiated opens, and closes
         foreach (var expected in new[] { ") opened by the guest", ") opened by the host", " closed in state " })
