@@ -53,12 +53,15 @@ public sealed partial class VsockDevice
             Connections = connections,
             SiblingConnections = _relay?.FlowCount ?? 0,
             RxBuffersAvailable = rxAvailable,
+            TxChainsWaiting = ChainsWaiting(VsockQueueIndex.Tx),
         };
     }
 
-    private int RxBuffersAvailable()
+    private int RxBuffersAvailable() => ChainsWaiting(VsockQueueIndex.Rx) + (_rxHeld ? 1 : 0);
+
+    /// <summary>Chains of queue <paramref name="q"/> the driver made available and the device has not popped.</summary>
+    private int ChainsWaiting(int q)
     {
-        const int q = VsockQueueIndex.Rx;
         GuestMemory? memory = _memory;
         if (memory is null || !_running[q] || _broken[q])
         {
@@ -71,6 +74,6 @@ public sealed partial class VsockDevice
             return 0;
         }
 
-        return (ushort)(availIndex - queue.NextAvail) + (_rxHeld ? 1 : 0);
+        return (ushort)(availIndex - queue.NextAvail);
     }
 }

@@ -18,6 +18,13 @@ public sealed record VsockDeviceSnapshot
     /// <summary>RX buffers the guest posted that the device has not used yet (0 while the queue is not running).</summary>
     public int RxBuffersAvailable { get; init; }
 
+    /// <summary>
+    /// TX chains the guest made available that the device has not taken yet (0 while the queue is not running). It
+    /// stays above zero only while the device is behind; chains the guest queued without making them available (a
+    /// driver that has not published or notified them) are not counted.
+    /// </summary>
+    public int TxChainsWaiting { get; init; }
+
     /// <summary>Bytes from the guest held by the device for host sockets, over all connections.</summary>
     public long BufferedToHost => Connections.Sum(c => (long)c.BufferedToHost);
 

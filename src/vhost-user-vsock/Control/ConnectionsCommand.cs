@@ -85,7 +85,7 @@ public sealed class ConnectionsCommand
         var text = new StringBuilder();
         foreach (ControlVm vm in vms)
         {
-            text.Append(CultureInfo.InvariantCulture, $"VM {vm.Cid}: {vm.Connections?.Count.ToString(CultureInfo.InvariantCulture) ?? "?"} connection(s), {vm.SiblingConnections} with siblings, {vm.RxBuffersAvailable} RX buffer(s) available{(vm.Capture is null ? string.Empty : ", capturing to " + vm.Capture)}\n");
+            text.Append(CultureInfo.InvariantCulture, $"VM {vm.Cid}: {vm.Connections?.Count.ToString(CultureInfo.InvariantCulture) ?? "?"} connection(s), {vm.SiblingConnections} with siblings, {vm.RxBuffersAvailable} RX buffer(s) available, {vm.TxChainsWaiting} TX chain(s) waiting{(vm.Capture is null ? string.Empty : ", capturing to " + vm.Capture)}\n");
             if (vm.Connections is not { Count: > 0 } connections)
             {
                 continue;

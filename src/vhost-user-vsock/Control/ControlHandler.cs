@@ -74,6 +74,7 @@ public sealed class ControlHandler(VmRegistry registry)
             {
                 Cid = vm.Device.GuestCid,
                 RxBuffersAvailable = snapshot?.RxBuffersAvailable ?? 0,
+                TxChainsWaiting = snapshot?.TxChainsWaiting ?? 0,
                 SiblingConnections = snapshot?.SiblingConnections ?? vm.Device.SiblingConnectionCount,
                 Capture = vm.CapturePath,
                 Connections = snapshot?.Connections,

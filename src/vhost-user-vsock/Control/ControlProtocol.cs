@@ -51,6 +51,9 @@ public sealed record ControlVm
     /// <summary>RX buffers the guest posted and the device has not used.</summary>
     public int RxBuffersAvailable { get; init; }
 
+    /// <summary>TX chains the guest made available and the device has not taken yet.</summary>
+    public int TxChainsWaiting { get; init; }
+
     /// <summary>Connections with sibling guests.</summary>
     public int SiblingConnections { get; init; }
 

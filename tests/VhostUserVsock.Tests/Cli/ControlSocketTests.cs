@@ -29,7 +29,7 @@ public sealed class ControlSocketTests
         using (var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             await client.ConnectAsync(new UnixDomainSocketEndPoint(control), TestContext.Current.CancellationToken);
-            Assert.Equal("{\"ok\":true,\"vms\":[{\"cid\":3,\"rxBuffersAvailable\":0,\"siblingConnections\":0,\"connections\":[]}]}", await AskAsync(client, "{\"command\":\"connections\"}"));
+            Assert.Equal("{\"ok\":true,\"vms\":[{\"cid\":3,\"rxBuffersAvailable\":0,\"txChainsWaiting\":0,\"siblingConnections\":0,\"connections\":[]}]}", await AskAsync(client, "{\"command\":\"connections\"}"));
             Assert.Equal("{\"ok\":false,\"error\":\"no running VM with guest CID 9\"}", await AskAsync(client, "{\"command\":\"connections\",\"cid\":9}"));
             Assert.Contains("unknown command: reboot", await AskAsync(client, "{\"command\":\"reboot\"}"), StringComparison.Ordinal);
             Assert.Contains("not a JSON request", await AskAsync(client, "hello"), StringComparison.Ordinal);
@@ -46,7 +46,7 @@ public sealed class ControlSocketTests
 
         using DaemonProcess table = DaemonProcess.Start(["connections", "--control", control]);
         Assert.Equal(0, await table.WaitForExitAsync(Timeout));
-        Assert.Equal("VM 3: 0 connection(s), 0 with siblings, 0 RX buffer(s) available\n", table.Stdout);
+        Assert.Equal("VM 3: 0 connection(s), 0 with siblings, 0 RX buffer(s) available, 0 TX chain(s) waiting\n", table.Stdout);
 
         PosixSignals.Send(daemon.Id, PosixSignals.SIGTERM);
         Assert.Equal(0, await daemon.WaitForExitAsync(Timeout));
@@ -60,6 +60,7 @@ public sealed class ControlSocketTests
         {
             Cid = 3,
             RxBuffersAvailable = 12,
+            TxChainsWaiting = 2,
             Connections =
             [
                 new VsockConnectionInfo
@@ -82,7 +83,7 @@ public sealed class ControlSocketTests
         };
 
         Assert.Equal(
-            "VM 3: 3 connection(s), 0 with siblings, 12 RX buffer(s) available\n"
+            "VM 3: 3 connection(s), 0 with siblings, 12 RX buffer(s) available, 2 TX chain(s) waiting\n"
             + "  TYPE       STATE        HOST PORT  GUEST PORT  FROM GUEST  TO GUEST  BUFFERED  OUR CREDIT  PEER CREDIT  STALLED ON   FOR (MS)\n"
             + "  Stream     Established  1234       5000        300000      10        65536     0           262144       host socket  1520\n"
             + "  SeqPacket  Established  1235       5001        0           0         0         65536       0            peer credit  7\n"
