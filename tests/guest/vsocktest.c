@@ -1061,14 +1061,64 @@ static void cmd_rcvlowat_server(uint32_t port, bool low)
     finish(&r, "peer=%s", r.peer);
 }
 
+/* Puts one packet on the guest's vsock TX queue: a non-blocking connect to host port 1, which nobody serves
+ * (the device answers RST), closed at once. Packets the guest kernel queued before it go to the device ahead
+ * of it, with a notification, so a stall that a nudge ends was on the guest's side of the TX queue: its
+ * packets had not reached the device. A stall in the device does not end this way. */
+static void nudge_tx(void)
+{
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return;
+    struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = 1 };
+    (void)connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    close(fd);
+}
+
+/* wait_eof in 1 s slices, with a TX nudge after each empty one; fails after the idle timeout without data. */
+static void wait_eof_nudging(int fd, struct result *r, int *nudges)
+{
+    uint8_t buf[4096];
+    double since = now_s();
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int k = poll(&p, 1, 1000);
+        if (k == 0) {
+            if (now_s() - since >= g_idle_s) {
+                set_fail(r, EX_TIMEOUT, "reason=wait-eof-timeout");
+                return;
+            }
+            nudge_tx();
+            (*nudges)++;
+            continue;
+        }
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            set_errno(r, "wait-eof-poll", errno);
+            return;
+        }
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            set_errno(r, "wait-eof", errno);
+            return;
+        }
+        since = now_s();
+    }
+}
+
 /* send-small CID PORT COUNT SIZE: COUNT non-blocking sends of SIZE pattern bytes; prints
  * "BLOCKED sent=<bytes>" at the first EAGAIN (backpressure reached the guest), then waits for
  * POLLOUT and goes on; SHUT_WR after the last, wait for the peer's close.
- * The wait for POLLOUT is polled in 1 s slices with a send after each empty slice, and fails only
- * when no byte went out for the idle timeout: a device that gives no credit still fails, while a
- * wake-up the guest kernel skipped (Linux wakes a vsock writer on new credit only while the skbs it
- * has in flight hold less than half its sndbuf) shows as sends-after-timeout in the result instead
- * of a 30 s stall. */
+ * The wait for POLLOUT, and the wait for EOF, are polled in 1 s slices: after each empty one the
+ * send is retried and the guest's TX queue nudged (nudge_tx). Either fails only after the idle
+ * timeout without progress, so a device that gives no credit or loses the SHUTDOWN still fails, while
+ * a wake-up the guest kernel skipped (sends-after-timeout) or packets it kept from the device (ended by
+ * a nudge) are counted in the result instead of ending as a 30 s stall. */
 static void cmd_send_small(uint32_t cid, uint32_t port, uint32_t count, uint32_t size)
 {
     struct result r;
@@ -1078,7 +1128,7 @@ static void cmd_send_small(uint32_t cid, uint32_t port, uint32_t count, uint32_t
     double t0 = now_s();
     int fd = vsock_connect(SOCK_STREAM, cid, port, &r);
     bool blocked = false;
-    int poll_timeouts = 0, late_sends = 0;
+    int poll_timeouts = 0, late_sends = 0, nudges = 0;
     bool timed_out = false;
     double stalled_since = 0;
     if (fd >= 0) {
@@ -1113,7 +1163,11 @@ static void cmd_send_small(uint32_t cid, uint32_t port, uint32_t count, uint32_t
                  * through, the credit was there and the wake-up was not */
                 struct pollfd p = { .fd = fd, .events = POLLOUT };
                 timed_out = poll(&p, 1, 1000) == 0;
-                poll_timeouts += timed_out ? 1 : 0;
+                if (timed_out) {
+                    poll_timeouts++;
+                    nudge_tx();
+                    nudges++;
+                }
                 continue;
             }
             set_errno(&r, "send", errno);
@@ -1122,15 +1176,15 @@ static void cmd_send_small(uint32_t cid, uint32_t port, uint32_t count, uint32_t
         if (r.code == EX_OK && shutdown(fd, SHUT_WR) < 0)
             set_errno(&r, "shutdown", errno);
         if (r.code == EX_OK)
-            wait_eof(fd, &r);
+            wait_eof_nudging(fd, &r, &nudges);
         if (r.code == EX_OK && !blocked)
             set_fail(&r, EX_FAIL, "reason=never-blocked");
         free(pat);
         close(fd);
     }
     r.secs = now_s() - t0;
-    finish(&r, "peer=%s blocked=%d poll-timeouts=%d sends-after-timeout=%d", r.peer, blocked ? 1 : 0,
-           poll_timeouts, late_sends);
+    finish(&r, "peer=%s blocked=%d poll-timeouts=%d sends-after-timeout=%d nudges=%d", r.peer, blocked ? 1 : 0,
+           poll_timeouts, late_sends, nudges);
 }
 
 /* credit-bounds-server PORT BUFSIZE NBYTES: the guest's buffer is BUFSIZE; it reads only when at
