@@ -57,7 +57,12 @@ public sealed class SuiteCounterpartTests(ITestOutputHelper output)
             output.WriteLine($"---- {scenario.Name} ----\n{scenario.Log}");
         // the device's view of its connections (state, bytes held for the host, credit, stall reason), every 2 s
         if (report.Scenarios.Values.Any(s => !s.Passed))
+        {
             output.WriteLine("---- daemon connections every 2 s (control socket) ----\n" + ConnectionSnapshots.Format(snapshots));
+            // every vhost-user message with its time: a SET_VRING_CALL in the middle of a run swaps the call descriptor
+            output.WriteLine("---- vhost-user messages (daemon log) ----\n" + string.Join("\n",
+                report.DaemonLog.Split('\n').Where(l => l.Contains("vhost-user <-", StringComparison.Ordinal)).TakeLast(200)));
+        }
         report.AssertClean();
         // the device's per-connection debug events: guest- and host-initiated opens, and closes
         foreach (var expected in new[] { ") opened by the guest", ") opened by the host", " closed in state " })
