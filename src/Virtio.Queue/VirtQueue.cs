@@ -167,6 +167,9 @@ public sealed class VirtQueue
         }
     }
 
+    /// <summary>The <c>used.idx</c> the driver can see: the index of the last <see cref="PublishUsed"/> or <see cref="AddUsed"/>.</summary>
+    public ushort PublishedUsed => _publishedUsed;
+
     /// <summary>The number of used elements added with <see cref="AddUsedDeferred"/> and not yet published.</summary>
     public int PendingUsed => (ushort)(_nextUsed - _publishedUsed);
 
@@ -284,6 +287,20 @@ public sealed class VirtQueue
         return _avail.LoadU16Acquire(memory, SplitRing.IndexOffset, out availIndex) == MemoryError.None
             ? QueueError.None
             : QueueError.RingOutsideMemory;
+    }
+
+    /// <summary>
+    /// Reads the driver's <c>used_event</c> (EVENT_IDX): the used index at which it next wants a used-buffer
+    /// notification. For diagnostics; <see cref="NeedsNotification"/> reads it itself.
+    /// </summary>
+    /// <param name="memory">The guest memory.</param>
+    /// <param name="usedEvent">The value, or 0 when there is none.</param>
+    /// <returns>Whether there is one: EVENT_IDX negotiated and the ring readable.</returns>
+    public bool TryReadUsedEvent(GuestMemory memory, out ushort usedEvent)
+    {
+        usedEvent = 0;
+        return _eventIdx && EnsureBound(memory) == QueueError.None
+            && _avail.ReadU16(memory, _usedEventOffset, out usedEvent) == MemoryError.None;
     }
 
     /// <summary>Whether the driver has made chains available that the device has not popped yet.</summary>

@@ -347,7 +347,12 @@ public sealed partial class VsockDevice
         if (_queues[q].NeedsNotification(memory))
         {
             Interlocked.Increment(ref Metrics.NotificationsField);
+            _queueNotifications[q]++;
             _notifier.NotifyQueue(q);
+        }
+        else
+        {
+            _queueSuppressed[q]++;
         }
     }
 

@@ -54,6 +54,33 @@ public sealed partial class VsockDevice
             SiblingConnections = _relay?.FlowCount ?? 0,
             RxBuffersAvailable = rxAvailable,
             TxChainsWaiting = ChainsWaiting(VsockQueueIndex.Tx),
+            Queues = [DescribeQueue(VsockQueueIndex.Rx, "rx"), DescribeQueue(VsockQueueIndex.Tx, "tx"), DescribeQueue(VsockQueueIndex.Event, "event")],
+        };
+    }
+
+    /// <summary>Queue <paramref name="q"/>'s indices as the device and the driver see them. Guest values are only shown,
+    /// never used: a hostile driver gets a wrong number, nothing else.</summary>
+    private VsockQueueInfo DescribeQueue(int q, string name)
+    {
+        VirtQueue queue = _queues[q];
+        GuestMemory? memory = _memory;
+        bool readable = memory is not null && _running[q];
+        ushort availIndex = 0;
+        ushort usedEvent = 0;
+        readable = readable && queue.ReadAvailIndex(memory!, out availIndex) == QueueError.None;
+        bool hasUsedEvent = readable && queue.TryReadUsedEvent(memory!, out usedEvent);
+        return new VsockQueueInfo
+        {
+            Index = q,
+            Name = name,
+            Running = _running[q],
+            Broken = _broken[q],
+            AvailIndex = readable ? availIndex : null,
+            NextAvail = queue.NextAvail,
+            UsedIndex = queue.PublishedUsed,
+            UsedEvent = hasUsedEvent ? usedEvent : null,
+            Notifications = _queueNotifications[q],
+            Suppressed = _queueSuppressed[q],
         };
     }
 

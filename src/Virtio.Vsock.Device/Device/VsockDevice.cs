@@ -61,6 +61,10 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     private readonly VirtQueue[] _queues = new VirtQueue[VsockQueueIndex.Count];
     private readonly bool[] _running = new bool[VsockQueueIndex.Count];
     private readonly bool[] _broken = new bool[VsockQueueIndex.Count];
+
+    // Per-queue notification counts for diagnostics (loop thread only; read by snapshots, which run on the loop).
+    private readonly long[] _queueNotifications = new long[VsockQueueIndex.Count];
+    private readonly long[] _queueSuppressed = new long[VsockQueueIndex.Count];
     private VsockPacket _txPacket = new();
     private readonly VsockPacket _rxPacket = new();
     private readonly RxBatch _rxBatch;

@@ -25,6 +25,9 @@ public sealed record VsockDeviceSnapshot
     /// </summary>
     public int TxChainsWaiting { get; init; }
 
+    /// <summary>The RX, TX and event queues' indices and notification counts, in queue order.</summary>
+    public IReadOnlyList<VsockQueueInfo> Queues { get; init; } = [];
+
     /// <summary>Bytes from the guest held by the device for host sockets, over all connections.</summary>
     public long BufferedToHost => Connections.Sum(c => (long)c.BufferedToHost);
 

@@ -86,6 +86,11 @@ public sealed class ConnectionsCommand
         foreach (ControlVm vm in vms)
         {
             text.Append(CultureInfo.InvariantCulture, $"VM {vm.Cid}: {vm.Connections?.Count.ToString(CultureInfo.InvariantCulture) ?? "?"} connection(s), {vm.SiblingConnections} with siblings, {vm.RxBuffersAvailable} RX buffer(s) available, {vm.TxChainsWaiting} TX chain(s) waiting{(vm.Capture is null ? string.Empty : ", capturing to " + vm.Capture)}\n");
+            foreach (VsockQueueInfo queue in vm.Queues ?? [])
+            {
+                text.Append(CultureInfo.InvariantCulture, $"  queue {queue.Name}: {QueueState(queue)}\n");
+            }
+
             if (vm.Connections is not { Count: > 0 } connections)
             {
                 continue;
@@ -107,6 +112,20 @@ public sealed class ConnectionsCommand
         }
 
         return text.ToString();
+    }
+
+    /// <summary>One queue's line: where the driver and the device are, and the notifications sent and suppressed.</summary>
+    private static string QueueState(VsockQueueInfo queue)
+    {
+        if (!queue.Running)
+        {
+            return queue.Broken ? "stopped after a ring error" : "not running";
+        }
+
+        string avail = queue.AvailIndex is ushort index ? index.ToString(CultureInfo.InvariantCulture) : "?";
+        string wanted = queue.UsedEvent is ushort usedEvent ? $", interrupt wanted at {usedEvent}" : string.Empty;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"avail {avail}, taken {queue.NextAvail}, used {queue.UsedIndex}{wanted}, {queue.Notifications} notified, {queue.Suppressed} suppressed{(queue.Broken ? ", broken" : string.Empty)}");
     }
 
     private static string Number(ulong value) => value.ToString(CultureInfo.InvariantCulture);

@@ -77,6 +77,7 @@ public sealed class ControlHandler(VmRegistry registry)
                 TxChainsWaiting = snapshot?.TxChainsWaiting ?? 0,
                 SiblingConnections = snapshot?.SiblingConnections ?? vm.Device.SiblingConnectionCount,
                 Capture = vm.CapturePath,
+                Queues = snapshot?.Queues,
                 Connections = snapshot?.Connections,
             });
         }

@@ -57,6 +57,9 @@ public sealed record ControlVm
     /// <summary>Connections with sibling guests.</summary>
     public int SiblingConnections { get; init; }
 
+    /// <summary>The device's queues (indices and notification counts); <see langword="null"/> when the device did not answer in time.</summary>
+    public IReadOnlyList<VsockQueueInfo>? Queues { get; init; }
+
     /// <summary>The capture file, when capturing.</summary>
     public string? Capture { get; init; }
 
