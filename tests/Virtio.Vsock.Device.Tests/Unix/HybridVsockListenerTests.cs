@@ -160,10 +160,11 @@ public sealed class HybridVsockListenerTests : IDisposable
     [Fact(Timeout = 45_000)]
     public async Task A_trickling_peer_is_cut_off_by_the_total_deadline_not_an_idle_timer()
     {
-        // One byte every 40 ms against a 1 s handshake timeout: an idle timer would never fire (every gap is far
-        // below it), only a total deadline does. The 31-byte line (under the 32-byte limit) would take over 1.2 s.
-        var handshakeTimeout = TimeSpan.FromSeconds(1);
-        var pace = TimeSpan.FromMilliseconds(40);
+        // One byte every 120 ms against a 3 s handshake timeout: an idle timer would never fire (every gap is 25 times
+        // below it, room for a loaded machine), only a total deadline does. The 31-byte line (under the 32-byte limit)
+        // would take over 3.7 s.
+        var handshakeTimeout = TimeSpan.FromSeconds(3);
+        var pace = TimeSpan.FromMilliseconds(120);
         await using HybridVsockListener listener = StartListener(handshakeTimeout: handshakeTimeout);
         using Socket host = await UnixTestSockets.ConnectAsync(listener.Path);
         var watch = Stopwatch.StartNew();
