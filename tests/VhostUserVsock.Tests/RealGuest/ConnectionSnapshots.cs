@@ -19,7 +19,9 @@ internal static partial class ConnectionSnapshots
     /// <returns>A task that completes when cancelled; failures to reach the socket are recorded, not thrown.</returns>
     public static async Task CollectAsync(string controlPath, Queue<string> snapshots, CancellationToken cancellationToken)
     {
-        while (!cancellationToken.IsCancellationRequested)
+        // The sampling period: nothing waits on a sample, so this paces the collection and synchronises nothing.
+        using var period = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        do
         {
             string entry;
             try
@@ -45,15 +47,19 @@ internal static partial class ConnectionSnapshots
                 while (snapshots.Count > Kept)
                     snapshots.Dequeue();
             }
+        }
+        while (await NextTickAsync(period, cancellationToken).ConfigureAwait(false));
+    }
 
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false); // the sampling period
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+    private static async Task<bool> NextTickAsync(PeriodicTimer period, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await period.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 
