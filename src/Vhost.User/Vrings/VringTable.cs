@@ -261,6 +261,16 @@ internal sealed class VringTable : IDisposable
         {
             case VhostUserRequest.SetVringCall:
                 ring.Call.SetFd(noFd ? null : _context.Channel.TakeFd(0));
+                if (ring.Started && !noFd)
+                {
+                    // A notification in flight while the frontend swapped descriptors may have gone to the old one
+                    // after the frontend last looked at it (QEMU swaps to a "masked" eventfd while the guest masks
+                    // the interrupt, and checks it once when switching back, without waiting for this message), or
+                    // been dropped by the swap itself. One notification on the new descriptor covers both; a
+                    // spurious one is harmless. libvhost-user does the same.
+                    ring.Call.Notify();
+                }
+
                 return true;
             case VhostUserRequest.SetVringErr:
                 // Errors are never signalled: the descriptor is accepted and closed.

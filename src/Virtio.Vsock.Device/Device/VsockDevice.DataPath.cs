@@ -59,6 +59,8 @@ public sealed partial class VsockDevice
             {
                 ProcessEvent();
             }
+
+            WatchNotifications(memory, now);
         }
 
         Volatile.Write(ref _connectionCount, _muxer.ConnectionCount);
@@ -339,6 +341,7 @@ public sealed partial class VsockDevice
     private void Publish(int q, GuestMemory memory)
     {
         _queues[q].PublishUsed(memory);
+        _publishedSinceWatch = true;
         Notify(q, memory);
     }
 

@@ -81,6 +81,7 @@ public sealed partial class VsockDevice
             UsedEvent = hasUsedEvent ? usedEvent : null,
             Notifications = _queueNotifications[q],
             Suppressed = _queueSuppressed[q],
+            Repeated = _queueRepeated[q],
         };
     }
 

@@ -242,6 +242,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
 
             _running[queueIndex] = true;
             _broken[queueIndex] = false;
+            ForgetWatchedQueue(queueIndex);
             if (_driverStopped && _running[VsockQueueIndex.Rx] && _running[VsockQueueIndex.Tx])
             {
                 // The driver stopped every queue and started them again: paused, or rebooted without a
@@ -491,7 +492,11 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         {
             _queues[q].Reset();
             _loop.UnwatchKick(q);
+            ForgetWatchedQueue(q);
         }
+
+        _watchDeadline = long.MaxValue;
+        _publishedSinceWatch = false;
 
         Array.Clear(_running);
         Array.Clear(_broken);
@@ -535,7 +540,7 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     /// <summary>Tells siblings whether this guest's driver runs (new connections to it are refused while not).</summary>
     private void UpdateOnline() => _relay?.SetOnline(IsOnline);
 
-    private long NextDeadline() => _relay is null ? _muxer.NextDeadline : Math.Min(_muxer.NextDeadline, _relay.NextDeadline);
+    private long NextDeadline() => Math.Min(_watchDeadline, _relay is null ? _muxer.NextDeadline : Math.Min(_muxer.NextDeadline, _relay.NextDeadline));
 
     private void UndoHeldRx()
     {

@@ -35,6 +35,7 @@ public sealed class VsockMetrics
     internal long EventsSentField;
     internal long KicksField;
     internal long NotificationsField;
+    internal long RepeatedNotificationsField;
     internal long LoopTurnsField;
     internal long EndpointFaultsField;
     internal long DeviceFaultsField;
@@ -129,6 +130,12 @@ public sealed class VsockMetrics
 
     /// <summary>Used-buffer notifications signalled to the driver.</summary>
     public long Notifications => Volatile.Read(ref NotificationsField);
+
+    /// <summary>
+    /// Used-buffer notifications sent again because the driver (EVENT_IDX) still waited at a used index the device had
+    /// passed a whole watch period after notifying it: notifications lost on their way, or a driver that stopped.
+    /// </summary>
+    public long RepeatedNotifications => Volatile.Read(ref RepeatedNotificationsField);
 
     /// <summary>Exceptions thrown by host endpoints (each reset its own connection and nothing else).</summary>
     public long EndpointFaults => Volatile.Read(ref EndpointFaultsField);

@@ -114,7 +114,7 @@ public sealed class ConnectionsCommand
         return text.ToString();
     }
 
-    /// <summary>One queue's line: where the driver and the device are, and the notifications sent and suppressed.</summary>
+    /// <summary>One queue's line: where the driver and the device are, and the notifications sent, suppressed and repeated.</summary>
     private static string QueueState(VsockQueueInfo queue)
     {
         if (!queue.Running)
@@ -125,7 +125,7 @@ public sealed class ConnectionsCommand
         string avail = queue.AvailIndex is ushort index ? index.ToString(CultureInfo.InvariantCulture) : "?";
         string wanted = queue.UsedEvent is ushort usedEvent ? $", interrupt wanted at {usedEvent}" : string.Empty;
         return string.Create(CultureInfo.InvariantCulture,
-            $"avail {avail}, taken {queue.NextAvail}, used {queue.UsedIndex}{wanted}, {queue.Notifications} notified, {queue.Suppressed} suppressed{(queue.Broken ? ", broken" : string.Empty)}");
+            $"avail {avail}, taken {queue.NextAvail}, used {queue.UsedIndex}{wanted}, {queue.Notifications} notified, {queue.Suppressed} suppressed, {queue.Repeated} repeated{(queue.Broken ? ", broken" : string.Empty)}");
     }
 
     private static string Number(ulong value) => value.ToString(CultureInfo.InvariantCulture);

@@ -29,7 +29,7 @@ public sealed class ControlSocketTests
         using (var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             await client.ConnectAsync(new UnixDomainSocketEndPoint(control), TestContext.Current.CancellationToken);
-            Assert.Equal("{\"ok\":true,\"vms\":[{\"cid\":3,\"rxBuffersAvailable\":0,\"txChainsWaiting\":0,\"siblingConnections\":0,\"queues\":[{\"index\":0,\"name\":\"rx\",\"running\":false,\"broken\":false,\"nextAvail\":0,\"usedIndex\":0,\"notifications\":0,\"suppressed\":0},{\"index\":1,\"name\":\"tx\",\"running\":false,\"broken\":false,\"nextAvail\":0,\"usedIndex\":0,\"notifications\":0,\"suppressed\":0},{\"index\":2,\"name\":\"event\",\"running\":false,\"broken\":false,\"nextAvail\":0,\"usedIndex\":0,\"notifications\":0,\"suppressed\":0}],\"connections\":[]}]}", await AskAsync(client, "{\"command\":\"connections\"}"));
+            Assert.Equal("{\"ok\":true,\"vms\":[{\"cid\":3,\"rxBuffersAvailable\":0,\"txChainsWaiting\":0,\"siblingConnections\":0,\"queues\":[{\"index\":0,\"name\":\"rx\",\"running\":false,\"broken\":false,\"nextAvail\":0,\"usedIndex\":0,\"notifications\":0,\"repeated\":0,\"suppressed\":0},{\"index\":1,\"name\":\"tx\",\"running\":false,\"broken\":false,\"nextAvail\":0,\"usedIndex\":0,\"notifications\":0,\"repeated\":0,\"suppressed\":0},{\"index\":2,\"name\":\"event\",\"running\":false,\"broken\":false,\"nextAvail\":0,\"usedIndex\":0,\"notifications\":0,\"repeated\":0,\"suppressed\":0}],\"connections\":[]}]}", await AskAsync(client, "{\"command\":\"connections\"}"));
             Assert.Equal("{\"ok\":false,\"error\":\"no running VM with guest CID 9\"}", await AskAsync(client, "{\"command\":\"connections\",\"cid\":9}"));
             Assert.Contains("unknown command: reboot", await AskAsync(client, "{\"command\":\"reboot\"}"), StringComparison.Ordinal);
             Assert.Contains("not a JSON request", await AskAsync(client, "hello"), StringComparison.Ordinal);
@@ -66,7 +66,7 @@ public sealed class ControlSocketTests
             TxChainsWaiting = 2,
             Queues =
             [
-                new VsockQueueInfo { Index = 0, Name = "rx", Running = true, AvailIndex = 300, NextAvail = 288, UsedIndex = 288, UsedEvent = 280, Notifications = 40, Suppressed = 9 },
+                new VsockQueueInfo { Index = 0, Name = "rx", Running = true, AvailIndex = 300, NextAvail = 288, UsedIndex = 288, UsedEvent = 280, Notifications = 40, Suppressed = 9, Repeated = 2 },
                 new VsockQueueInfo { Index = 1, Name = "tx", Running = true, AvailIndex = 7, NextAvail = 5, UsedIndex = 5, Notifications = 5 },
                 new VsockQueueInfo { Index = 2, Name = "event", Running = false, Broken = true },
             ],
@@ -93,8 +93,8 @@ public sealed class ControlSocketTests
 
         Assert.Equal(
             "VM 3: 3 connection(s), 0 with siblings, 12 RX buffer(s) available, 2 TX chain(s) waiting\n"
-            + "  queue rx: avail 300, taken 288, used 288, interrupt wanted at 280, 40 notified, 9 suppressed\n"
-            + "  queue tx: avail 7, taken 5, used 5, 5 notified, 0 suppressed\n"
+            + "  queue rx: avail 300, taken 288, used 288, interrupt wanted at 280, 40 notified, 9 suppressed, 2 repeated\n"
+            + "  queue tx: avail 7, taken 5, used 5, 5 notified, 0 suppressed, 0 repeated\n"
             + "  queue event: stopped after a ring error\n"
             + "  TYPE       STATE        HOST PORT  GUEST PORT  FROM GUEST  TO GUEST  BUFFERED  OUR CREDIT  PEER CREDIT  STALLED ON   FOR (MS)\n"
             + "  Stream     Established  1234       5000        300000      10        65536     0           262144       host socket  1520\n"

@@ -47,6 +47,7 @@ public sealed class VsockMeterTests
         Assert.Equal(0, open["vsock.buffered_bytes"]);
         Assert.True(open["vsock.rx_buffers.available"] > 0, "the simulator keeps RX buffers posted");
         Assert.True(open["vsock.kicks"] > 0);
+        Assert.True(open.ContainsKey("vsock.notifications.repeated"), "the lost-notification counter is published");
 
         await guest.CloseAsync();
         Assert.True(await UnixTestSockets.EventuallyAsync(() => h.Device.ConnectionCount == 0));
