@@ -26,7 +26,7 @@ public sealed partial class GuestSimulator
             {
                 for (int round = 0; round < 64; round++)
                 {
-                    bool progress = ReapTx() | (!_rxPaused && ReapRx()) | ReapEvents() | PumpTx();
+                    bool progress = (!_txCompletionsPaused && ReapTx()) | (!_rxPaused && ReapRx()) | ReapEvents() | PumpTx();
                     if (!progress)
                     {
                         break;

@@ -54,6 +54,7 @@ public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
     private uint _nextPort = 49152;
     private volatile bool _stopping;
     private volatile bool _rxPaused;
+    private volatile bool _txCompletionsPaused;
     private int _transportResets;
     private int _reattachments;
 
@@ -193,6 +194,27 @@ public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
             _rxPaused = value;
             _wake.Set();
         }
+    }
+
+    /// <summary>
+    /// Stops taking used RX and TX buffers back, as a driver whose completion handling is stuck would: they stay
+    /// with the device's used rings and <c>used_event</c> stays where it was. Unlike <see cref="RxPaused"/> it does not
+    /// wake the driver thread; <see cref="ResumeOnNextNotification"/> ends it.
+    /// </summary>
+    public void HoldCompletions()
+    {
+        _rxPaused = true;
+        _txCompletionsPaused = true;
+    }
+
+    /// <summary>
+    /// Ends <see cref="HoldCompletions"/> (and <see cref="RxPaused"/>) without waking the driver thread: it takes what
+    /// it left only when the next used-buffer notification comes, as a driver that sleeps until its interrupt.
+    /// </summary>
+    public void ResumeOnNextNotification()
+    {
+        _rxPaused = false;
+        _txCompletionsPaused = false;
     }
 
     /// <inheritdoc/>

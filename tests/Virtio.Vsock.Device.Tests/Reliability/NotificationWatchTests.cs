@@ -10,57 +10,62 @@ namespace Virtio.Vsock.Device.Tests.Reliability;
 /// </summary>
 /// <remarks>
 /// The simulator's driver thread sleeps until a notification or its own send wakes it, as a driver waits for its
-/// interrupt; but right after its own send it looks at the rings once more, and when the device was quick it takes
-/// the buffers without any notification. Such an attempt proves nothing and is made again.
+/// interrupt. To lose a notification for certain, the driver holds its completions and the notifier drops every
+/// notification until the device has returned the buffers; then the driver resumes without being woken.
 /// </remarks>
 public sealed class NotificationWatchTests
 {
-    private const int Attempts = 10;
-
     [Theory]
     [InlineData(VsockQueueIndex.Tx)]
     [InlineData(VsockQueueIndex.Rx)]
     public async Task A_lost_notification_is_sent_again_and_the_driver_takes_its_buffers(int lostQueue)
     {
         var guest = new GuestSimulator(new GuestSimulatorOptions { EventIdx = true });
-        var notifier = new LosingNotifier(guest);
+        var notifier = new DroppingNotifier(guest);
         var backend = new InProcessBackend();
         using var listener = backend.Listen(1234);
         var device = new VsockDevice(new VsockDeviceOptions(), backend, notifier);
         guest.Attach(device);
-        using var _ = guest;
-        using var __ = device;
+        using var simulator = guest;
+        using var deviceScope = device;
 
         // A connection, so that the host can send the guest something (RX); TX uses an RST for no connection, which
         // the device answers with nothing, so only the TX notification can wake the driver.
         GuestSocket socket = await guest.ConnectAsync(1234, cancellationToken: Harness.Timeout(30));
         await using VsockStream host = await listener.AcceptAsync(Harness.Timeout(30));
         await Harness.WaitUntil(() => guest.OutstandingTxChains == 0, what: "the handshake's TX chains returned");
+        ushort usedBefore = (await device.SnapshotAsync().WaitAsync(Harness.Timeout(30))).Queues[lostQueue].UsedIndex;
 
-        bool repeatedNeeded = false;
-        for (int attempt = 0; attempt < Attempts && !repeatedNeeded; attempt++)
+        guest.HoldCompletions();
+        notifier.Dropping = true;
+        if (lostQueue == VsockQueueIndex.Tx)
         {
-            long repeatedBefore = device.Metrics.RepeatedNotifications;
-            int lostBefore = notifier.Lost;
-            notifier.LoseNext(lostQueue);
-            if (lostQueue == VsockQueueIndex.Tx)
-            {
-                guest.SendRaw(UnansweredRst());
-                await Harness.WaitUntil(() => notifier.Lost > lostBefore, what: "the TX notification was lost");
-                await Harness.WaitUntil(() => guest.OutstandingTxChains == 0, what: "the driver took the RST's TX chain back");
-            }
-            else
-            {
-                byte[] data = [7, 8, (byte)attempt];
-                await host.WriteAsync(data, Harness.Timeout(30));
-                await Harness.WaitUntil(() => notifier.Lost > lostBefore, what: "the RX notification was lost");
-                Assert.Equal(data, await Helpers.ReadExactly(socket, 3, Harness.Timeout(30)));
-            }
-
-            repeatedNeeded = device.Metrics.RepeatedNotifications > repeatedBefore;
+            guest.SendRaw(UnansweredRst());
+        }
+        else
+        {
+            await host.WriteAsync(new byte[] { 7, 8, 9 }, Harness.Timeout(30));
         }
 
-        Assert.True(repeatedNeeded, $"in {Attempts} attempts the driver never needed the repeated notification");
+        await Harness.WaitUntil(
+            () => device.SnapshotAsync().GetAwaiter().GetResult().Queues[lostQueue].UsedIndex != usedBefore,
+            what: "the device returned the buffer");
+        int held = guest.OutstandingTxChains; // under the driver's lock: it has finished looking at its rings and sleeps
+        Assert.Equal(lostQueue == VsockQueueIndex.Tx ? 1 : 0, held);
+        Assert.True(notifier.Dropped >= 1, "no notification was dropped");
+        notifier.Dropping = false;
+        guest.ResumeOnNextNotification();
+
+        if (lostQueue == VsockQueueIndex.Tx)
+        {
+            await Harness.WaitUntil(() => guest.OutstandingTxChains == 0, what: "the driver took the RST's TX chain back");
+        }
+        else
+        {
+            Assert.Equal(new byte[] { 7, 8, 9 }, await Helpers.ReadExactly(socket, 3, Harness.Timeout(30)));
+        }
+
+        Assert.True(device.Metrics.RepeatedNotifications >= 1, "no notification was sent again");
         VsockDeviceSnapshot snapshot = await device.SnapshotAsync().WaitAsync(Harness.Timeout(30));
         VsockQueueInfo queue = snapshot.Queues[lostQueue];
         Assert.True(queue.Repeated >= 1, $"queue {lostQueue} shows no repeated notification");
@@ -77,25 +82,13 @@ public sealed class NotificationWatchTests
     public async Task A_driver_that_never_takes_its_buffers_is_notified_at_most_once_a_period()
     {
         var guest = new GuestSimulator(new GuestSimulatorOptions { EventIdx = true });
-        var notifier = new LosingNotifier(guest) { LoseAll = true };
-        var device = new VsockDevice(new VsockDeviceOptions(), new InProcessBackend(), notifier);
+        var device = new VsockDevice(new VsockDeviceOptions(), new InProcessBackend(), guest);
         guest.Attach(device);
-        using var _ = guest;
-        using var __ = device;
+        using var simulator = guest;
+        using var deviceScope = device;
 
-        // Until one RST's chain stays with the device's used ring, untaken (the driver sleeps, no notification arrives).
-        bool left = false;
-        for (int attempt = 0; attempt < Attempts && !left; attempt++)
-        {
-            guest.SendRaw(UnansweredRst());
-            int sent = attempt + 1;
-            await Harness.WaitUntil(
-                () => device.SnapshotAsync().GetAwaiter().GetResult().Queues[VsockQueueIndex.Tx].UsedIndex == sent,
-                what: "the device returned the RST's chain");
-            left = guest.OutstandingTxChains == 1; // taken under the driver's lock: it has finished looking
-        }
-
-        Assert.True(left, $"in {Attempts} attempts the driver always took the chain before sleeping");
+        guest.HoldCompletions();
+        guest.SendRaw(UnansweredRst());
         await Harness.WaitUntil(() => device.Metrics.RepeatedNotifications >= 2, what: "two repeated notifications");
 
         // The repeats are a watch period apart at the least; a loaded machine only stretches the gap.
@@ -111,23 +104,25 @@ public sealed class NotificationWatchTests
         SrcCid = 3, DstCid = VsockCid.Host, SrcPort = 999, DstPort = 4321, Type = VsockType.Stream, Op = VsockOp.Rst,
     };
 
-    /// <summary>Passes notifications to the simulator except the ones it is told to lose.</summary>
-    private sealed class LosingNotifier(IVsockDeviceNotifier inner) : IVsockDeviceNotifier
+    /// <summary>Passes notifications to the simulator, or drops them all while <see cref="Dropping"/>.</summary>
+    private sealed class DroppingNotifier(IVsockDeviceNotifier inner) : IVsockDeviceNotifier
     {
-        private int _loseQueue = -1;
-        private int _lost;
+        private volatile bool _dropping;
+        private int _dropped;
 
-        public bool LoseAll { get; init; }
+        public bool Dropping
+        {
+            get => _dropping;
+            set => _dropping = value;
+        }
 
-        public int Lost => Volatile.Read(ref _lost);
-
-        public void LoseNext(int queueIndex) => Volatile.Write(ref _loseQueue, queueIndex);
+        public int Dropped => Volatile.Read(ref _dropped);
 
         public void NotifyQueue(int queueIndex)
         {
-            if (LoseAll || Interlocked.CompareExchange(ref _loseQueue, -1, queueIndex) == queueIndex)
+            if (_dropping)
             {
-                Interlocked.Increment(ref _lost);
+                Interlocked.Increment(ref _dropped);
                 return;
             }
 
