@@ -36,7 +36,7 @@ public sealed record VsockQueueInfo
     /// <summary>Used-buffer notifications the device asked its transport to deliver on this queue.</summary>
     public long Notifications { get; init; }
 
-    /// <summary>Notifications sent again because the driver had not acted on the last one a watch period later.</summary>
+    /// <summary>Notifications sent again because the driver had not taken its used buffers nor moved for a watch period.</summary>
     public long Repeated { get; init; }
 
     /// <summary>Publishes after which the driver's suppression (EVENT_IDX or NO_INTERRUPT) asked for no notification.</summary>

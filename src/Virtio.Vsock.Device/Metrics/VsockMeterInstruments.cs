@@ -44,7 +44,7 @@ internal static class VsockMeterInstruments
         Counter(meter, sources, "vsock.events_sent", "{event}", "Events written to the event queue", s => s.Device.Metrics.EventsSent);
         Counter(meter, sources, "vsock.kicks", "{kick}", "Queue kicks received", s => s.Device.Metrics.Kicks);
         Counter(meter, sources, "vsock.notifications", "{notification}", "Used-buffer notifications sent", s => s.Device.Metrics.Notifications);
-        Counter(meter, sources, "vsock.notifications.repeated", "{notification}", "Used-buffer notifications sent again: the driver had not acted on the last one a second later", s => s.Device.Metrics.RepeatedNotifications);
+        Counter(meter, sources, "vsock.notifications.repeated", "{notification}", "Used-buffer notifications sent again: the driver had not taken its used buffers nor moved for a second", s => s.Device.Metrics.RepeatedNotifications);
         Counter(meter, sources, "vsock.loop_turns", "{turn}", "Device loop turns", s => s.Device.Metrics.LoopTurns);
 
         // Sibling relay (guest to guest).

@@ -132,8 +132,8 @@ public sealed class VsockMetrics
     public long Notifications => Volatile.Read(ref NotificationsField);
 
     /// <summary>
-    /// Used-buffer notifications sent again because the driver (EVENT_IDX) still waited at a used index the device had
-    /// passed a whole watch period after notifying it: notifications lost on their way, or a driver that stopped.
+    /// Used-buffer notifications sent again because the driver (EVENT_IDX) had not taken every used buffer and had not
+    /// moved for a whole watch period: notifications lost on their way, or a driver that stopped.
     /// </summary>
     public long RepeatedNotifications => Volatile.Read(ref RepeatedNotificationsField);
 
