@@ -81,11 +81,8 @@ public sealed class NotificationWatchTests
     [Fact]
     public async Task A_driver_that_never_moves_is_notified_once_a_period_a_few_times_then_left_alone()
     {
-        var guest = new GuestSimulator(new GuestSimulatorOptions { EventIdx = true });
-        var device = new VsockDevice(new VsockDeviceOptions(), new InProcessBackend(), guest);
-        guest.Attach(device);
-        using var simulator = guest;
-        using var deviceScope = device;
+        using var harness = new Harness(guestOptions: new GuestSimulatorOptions { EventIdx = true });
+        (GuestSimulator guest, VsockDevice device) = (harness.Guest, harness.Device);
 
         guest.HoldCompletions();
         guest.SendRaw(UnansweredRst());
@@ -107,11 +104,8 @@ public sealed class NotificationWatchTests
     [Fact]
     public async Task A_driver_that_left_its_callbacks_disabled_and_stopped_is_woken_too()
     {
-        var guest = new GuestSimulator(new GuestSimulatorOptions { EventIdx = true });
-        var device = new VsockDevice(new VsockDeviceOptions(), new InProcessBackend(), guest);
-        guest.Attach(device);
-        using var simulator = guest;
-        using var deviceScope = device;
+        using var harness = new Harness(guestOptions: new GuestSimulatorOptions { EventIdx = true });
+        (GuestSimulator guest, VsockDevice device) = (harness.Guest, harness.Device);
 
         // One RST through first: the device's first notification after a queue starts is unconditional.
         guest.SendRaw(UnansweredRst());
