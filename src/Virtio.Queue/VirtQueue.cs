@@ -291,7 +291,8 @@ public sealed class VirtQueue
 
     /// <summary>
     /// Reads the driver's <c>used_event</c> (EVENT_IDX): the used index at which it next wants a used-buffer
-    /// notification. For diagnostics; <see cref="NeedsNotification"/> reads it itself.
+    /// notification. For watching the driver (diagnostics, a device's lost-notification watch); <see cref="NeedsNotification"/>
+    /// reads it itself.
     /// </summary>
     /// <param name="memory">The guest memory.</param>
     /// <param name="usedEvent">The value, or 0 when there is none.</param>

@@ -50,6 +50,25 @@ public sealed class NotificationTests
     }
 
     [Fact]
+    public void The_driver_side_indices_can_be_watched_published_used_and_used_event()
+    {
+        using var h = new QueueHarness(eventIdx: true);
+        h.Driver.UsedEvent = 0x1234;
+        Assert.True(h.Queue.TryReadUsedEvent(h.Memory, out ushort usedEvent));
+        Assert.Equal(0x1234, usedEvent);
+
+        Assert.Equal(QueueError.None, h.Queue.AddUsedDeferred(h.Memory, 0, 0));
+        Assert.Equal(0, h.Queue.PublishedUsed); // written, not yet published
+        Assert.Equal(QueueError.None, h.Queue.PublishUsed(h.Memory));
+        Assert.Equal(1, h.Queue.PublishedUsed);
+        Assert.Equal(1, h.Driver.UsedIndex);
+
+        using var plain = new QueueHarness(eventIdx: false);
+        Assert.False(plain.Queue.TryReadUsedEvent(plain.Memory, out ushort none)); // no used_event without EVENT_IDX
+        Assert.Equal(0, none);
+    }
+
+    [Fact]
     public void With_event_idx_the_no_interrupt_flag_is_ignored()
     {
         using var h = new QueueHarness(eventIdx: true);
