@@ -503,20 +503,56 @@ static void recv_all(int fd, int64_t expect, bool strict_pattern, struct result 
     free(pat);
 }
 
-/* After our SHUT_WR: wait until the peer closes, discarding anything it sends. */
-static void wait_eof(int fd, struct result *r)
+/* Puts one packet on the guest's vsock TX queue: a non-blocking connect to host port 1, which nobody serves
+ * (the device answers RST), closed at once. Packets the guest kernel queued before it go to the device ahead
+ * of it, with a notification, so a stall that a nudge ends was on the guest's side of the TX queue: its
+ * packets had not reached the device. A stall in the device does not end this way. */
+static void nudge_tx(void)
+{
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return;
+    struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = 1 };
+    (void)connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    close(fd);
+}
+
+/* After our SHUT_WR: wait until the peer closes, discarding anything it sends. With nudges, in 1 s slices
+ * with a TX nudge after each empty one (counted there), failing after the idle timeout without data. */
+static void wait_eof(int fd, struct result *r, int *nudges)
 {
     uint8_t buf[4096];
+    double since = now_s();
     for (;;) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (nudges) {
+            struct pollfd p = { .fd = fd, .events = POLLIN };
+            int k = poll(&p, 1, 1000);
+            if (k == 0) {
+                if (now_s() - since >= g_idle_s) {
+                    set_fail(r, EX_TIMEOUT, "reason=wait-eof-timeout");
+                    return;
+                }
+                nudge_tx();
+                (*nudges)++;
+                continue;
+            }
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                set_errno(r, "wait-eof-poll", errno);
+                return;
+            }
+        }
+        ssize_t n = recv(fd, buf, sizeof buf, nudges ? MSG_DONTWAIT : 0);
         if (n == 0)
             return;
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR || (nudges && errno == EAGAIN))
                 continue;
             set_errno(r, "wait-eof", errno);
             return;
         }
+        since = now_s();
     }
 }
 
@@ -1006,7 +1042,7 @@ static void cmd_peek_partial(uint32_t cid, uint32_t port, uint64_t n)
             if (r.code == EX_OK)
                 read_exact_checked(fd, pat, buf, rest, 0, &r);
             if (r.code == EX_OK)
-                wait_eof(fd, &r);
+                wait_eof(fd, &r, NULL);
         }
         free(buf);
         free(pat);
@@ -1051,7 +1087,7 @@ static void cmd_rcvlowat_server(uint32_t port, bool low)
             if (r.code == EX_OK && k <= 0)
                 set_fail(&r, EX_TIMEOUT, "reason=poll-rcvlowat-timeout");
             if (r.code == EX_OK && read_exact_checked(fd, pat, buf, pkt + 1, MSG_DONTWAIT, &r))
-                wait_eof(fd, &r);
+                wait_eof(fd, &r, NULL);
         }
         free(buf);
         free(pat);
@@ -1059,56 +1095,6 @@ static void cmd_rcvlowat_server(uint32_t port, bool low)
     }
     r.secs = now_s() - t0;
     finish(&r, "peer=%s", r.peer);
-}
-
-/* Puts one packet on the guest's vsock TX queue: a non-blocking connect to host port 1, which nobody serves
- * (the device answers RST), closed at once. Packets the guest kernel queued before it go to the device ahead
- * of it, with a notification, so a stall that a nudge ends was on the guest's side of the TX queue: its
- * packets had not reached the device. A stall in the device does not end this way. */
-static void nudge_tx(void)
-{
-    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return;
-    struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = 1 };
-    (void)connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    close(fd);
-}
-
-/* wait_eof in 1 s slices, with a TX nudge after each empty one; fails after the idle timeout without data. */
-static void wait_eof_nudging(int fd, struct result *r, int *nudges)
-{
-    uint8_t buf[4096];
-    double since = now_s();
-    for (;;) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int k = poll(&p, 1, 1000);
-        if (k == 0) {
-            if (now_s() - since >= g_idle_s) {
-                set_fail(r, EX_TIMEOUT, "reason=wait-eof-timeout");
-                return;
-            }
-            nudge_tx();
-            (*nudges)++;
-            continue;
-        }
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            set_errno(r, "wait-eof-poll", errno);
-            return;
-        }
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n == 0)
-            return;
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            set_errno(r, "wait-eof", errno);
-            return;
-        }
-        since = now_s();
-    }
 }
 
 /* send-small CID PORT COUNT SIZE: COUNT non-blocking sends of SIZE pattern bytes; prints
@@ -1176,7 +1162,7 @@ static void cmd_send_small(uint32_t cid, uint32_t port, uint32_t count, uint32_t
         if (r.code == EX_OK && shutdown(fd, SHUT_WR) < 0)
             set_errno(&r, "shutdown", errno);
         if (r.code == EX_OK)
-            wait_eof_nudging(fd, &r, &nudges);
+            wait_eof(fd, &r, &nudges);
         if (r.code == EX_OK && !blocked)
             set_fail(&r, EX_FAIL, "reason=never-blocked");
         free(pat);
@@ -1222,7 +1208,7 @@ static void cmd_credit_bounds_server(uint32_t port, uint32_t bufsz, uint64_t n)
             read_exact_checked(fd, pat, buf, want, 0, &r);
         }
         if (r.code == EX_OK)
-            wait_eof(fd, &r);
+            wait_eof(fd, &r, NULL);
         free(buf);
         free(pat);
         close(fd);
@@ -1477,7 +1463,7 @@ int main(int argc, char **argv)
             if (r.code == EX_OK && shutdown(fd, SHUT_WR) < 0)
                 set_errno(&r, "shutdown", errno);
             if (r.code == EX_OK)
-                wait_eof(fd, &r);
+                wait_eof(fd, &r, NULL);
             close(fd);
         }
         r.secs = now_s() - t0;
@@ -1524,7 +1510,7 @@ int main(int argc, char **argv)
             if (r.code == EX_OK && shutdown(fd, SHUT_WR) < 0)
                 set_errno(&r, "shutdown", errno);
             if (r.code == EX_OK)
-                wait_eof(fd, &r);
+                wait_eof(fd, &r, NULL);
             close(fd);
         }
         r.secs = now_s() - t0;
@@ -1547,7 +1533,7 @@ int main(int argc, char **argv)
             if (r.code == EX_OK && shutdown(fd, SHUT_WR) < 0)
                 set_errno(&r, "shutdown", errno);
             if (r.code == EX_OK)
-                wait_eof(fd, &r);
+                wait_eof(fd, &r, NULL);
             close(fd);
         }
         r.secs = now_s() - t0;
