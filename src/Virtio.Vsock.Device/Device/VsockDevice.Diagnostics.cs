@@ -64,10 +64,9 @@ public sealed partial class VsockDevice
     {
         VirtQueue queue = _queues[q];
         GuestMemory? memory = _memory;
-        bool readable = memory is not null && _running[q];
         ushort availIndex = 0;
         ushort usedEvent = 0;
-        readable = readable && queue.ReadAvailIndex(memory!, out availIndex) == QueueError.None;
+        bool readable = memory is not null && _running[q] && queue.ReadAvailIndex(memory, out availIndex) == QueueError.None;
         bool hasUsedEvent = readable && queue.TryReadUsedEvent(memory!, out usedEvent);
         return new VsockQueueInfo
         {
