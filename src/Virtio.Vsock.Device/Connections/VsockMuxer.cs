@@ -24,6 +24,7 @@ namespace Virtio.Vsock.Device;
 internal sealed partial class VsockMuxer
 {
     private readonly Dictionary<ConnectionKey, VsockConnection> _connections = [];
+    private int _publishedConnectionCount;
     private readonly Queue<VsockConnection> _rxQueue = new();
     private readonly DeadlineQueue<VsockConnection> _timers = new(static (connection, deadline) => connection.State != ConnectionState.Closed && connection.Deadline == deadline);
     private readonly VsockHeader[] _pendingResets;
@@ -73,6 +74,12 @@ internal sealed partial class VsockMuxer
 
     /// <summary>The number of live connections (any state but closed).</summary>
     public int ConnectionCount => _connections.Count;
+
+    /// <summary>
+    /// <see cref="ConnectionCount"/> for other threads: published whenever the table changes, so a packet that
+    /// shows a connection ended (an RST the guest read) is never seen before the count that leaves it out.
+    /// </summary>
+    public int PublishedConnectionCount => Volatile.Read(ref _publishedConnectionCount);
 
     /// <summary>Whether anything waits for an RX buffer.</summary>
     public bool HasRxWork => _resetCount > 0 || _rxQueue.Count > 0;
@@ -212,6 +219,7 @@ internal sealed partial class VsockMuxer
 
         connection = new VsockConnection(this, key, type, ConnectionState.Accepting);
         _connections.Add(key, connection);
+        PublishConnectionCount();
         ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: true);
         VsockHeader header = packet.Header;
         try
@@ -312,6 +320,7 @@ internal sealed partial class VsockMuxer
 
         var connection = new VsockConnection(this, key, type, ConnectionState.Connecting);
         _connections.Add(key, connection);
+        PublishConnectionCount();
         try
         {
             ConnectionLog.Opened(Options.Logger, key, type, guestInitiated: false);
@@ -455,8 +464,11 @@ internal sealed partial class VsockMuxer
         if (_connections.TryGetValue(connection.Key, out VsockConnection? current) && ReferenceEquals(current, connection))
         {
             _connections.Remove(connection.Key);
+            PublishConnectionCount();
         }
     }
+
+    private void PublishConnectionCount() => Volatile.Write(ref _publishedConnectionCount, _connections.Count);
 
     /// <summary>Probes every established connection with a CREDIT_REQUEST (see <see cref="VsockConnection.ProbeGuest"/>).</summary>
     public void ProbeAll()
@@ -477,6 +489,7 @@ internal sealed partial class VsockMuxer
         }
 
         _connections.Clear();
+        PublishConnectionCount();
         _rxQueue.Clear();
         _timers.Clear();
         _resetCount = 0;

@@ -63,7 +63,6 @@ public sealed partial class VsockDevice
             WatchNotifications(memory, now);
         }
 
-        Volatile.Write(ref _connectionCount, _muxer.ConnectionCount);
         if (_relay is not null)
         {
             Volatile.Write(ref _siblingConnectionCount, _relay.FlowCount);

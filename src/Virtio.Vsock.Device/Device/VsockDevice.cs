@@ -77,7 +77,6 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     private bool _driverStopped;
     private bool _pendingTransportReset;
     private int _kickMask;
-    private int _connectionCount;
     private int _siblingConnectionCount;
     private bool _rxSiblingsFirst;
     private bool _disposed;
@@ -131,8 +130,9 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     /// <summary>The device's counters.</summary>
     public VsockMetrics Metrics { get; } = new();
 
-    /// <summary>The number of live connections, as of the loop's last turn.</summary>
-    public int ConnectionCount => Volatile.Read(ref _connectionCount);
+    /// <summary>The number of live connections with host programs: updated on the loop as each opens or ends, before any
+    /// packet that shows it (0 once the device has faulted).</summary>
+    public int ConnectionCount => IsFaulted ? 0 : _muxer.PublishedConnectionCount;
 
     /// <summary>
     /// Raised on the device's loop thread when the device's own processing failed unexpectedly (a bug, not
@@ -469,7 +469,6 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         }
 
         Array.Fill(_broken, true);
-        Volatile.Write(ref _connectionCount, 0);
         Volatile.Write(ref _siblingConnectionCount, 0);
         try
         {
@@ -508,7 +507,6 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         _muxer.Features = 0;
         _memory?.Release();
         _memory = null;
-        Volatile.Write(ref _connectionCount, 0);
         Volatile.Write(ref _siblingConnectionCount, 0);
     }
 

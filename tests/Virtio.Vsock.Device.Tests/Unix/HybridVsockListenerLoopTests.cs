@@ -98,6 +98,9 @@ public sealed class HybridVsockListenerLoopTests : IDisposable
         Assert.Empty(await UnixTestSockets.ReadToEndAsync(silent, 20_000));
         Assert.True(clock.ElapsedMilliseconds >= 150, $"closed after {clock.ElapsedMilliseconds} ms, before its 200 ms deadline");
         Assert.True(await UnixTestSockets.EventuallyAsync(() => listener.Counters.TimedOut == 1), "the timeout was not counted within 20 s");
+
+        // The listener counts a failure, then calls the callback: wait for the callback too.
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => { lock (failures) return failures.Count > 0; }), "the failure callback was not called within 20 s");
         lock (failures)
         {
             Assert.Equal([(HandshakeFailure.TimedOut, true)], failures);
