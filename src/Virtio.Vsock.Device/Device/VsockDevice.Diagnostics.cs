@@ -44,7 +44,14 @@ public sealed partial class VsockDevice
 
     private VsockDeviceSnapshot SnapshotOnLoop()
     {
-        int rxAvailable = RxBuffersAvailable();
+        // Each ring's indices are read once; the RX and TX counts are derived from them.
+        var queues = new VsockQueueInfo[VsockQueueIndex.Count];
+        for (int q = 0; q < queues.Length; q++)
+        {
+            queues[q] = DescribeQueue(q);
+        }
+
+        int rxAvailable = ChainsWaiting(queues[VsockQueueIndex.Rx]) + (_rxHeld ? 1 : 0);
         var connections = new List<VsockConnectionInfo>(_muxer.ConnectionCount);
         _muxer.Describe(connections, rxAvailable == 0);
         return new VsockDeviceSnapshot
@@ -53,14 +60,14 @@ public sealed partial class VsockDevice
             Connections = connections,
             SiblingConnections = _relay?.FlowCount ?? 0,
             RxBuffersAvailable = rxAvailable,
-            TxChainsWaiting = ChainsWaiting(VsockQueueIndex.Tx),
-            Queues = [DescribeQueue(VsockQueueIndex.Rx, "rx"), DescribeQueue(VsockQueueIndex.Tx, "tx"), DescribeQueue(VsockQueueIndex.Event, "event")],
+            TxChainsWaiting = ChainsWaiting(queues[VsockQueueIndex.Tx]),
+            Queues = queues,
         };
     }
 
     /// <summary>Queue <paramref name="q"/>'s indices as the device and the driver see them. Guest values are only shown,
     /// never used: a hostile driver gets a wrong number, nothing else.</summary>
-    private VsockQueueInfo DescribeQueue(int q, string name)
+    private VsockQueueInfo DescribeQueue(int q)
     {
         VirtQueue queue = _queues[q];
         GuestMemory? memory = _memory;
@@ -71,7 +78,7 @@ public sealed partial class VsockDevice
         return new VsockQueueInfo
         {
             Index = q,
-            Name = name,
+            Name = VsockQueueIndex.Name(q),
             Running = _running[q],
             Broken = _broken[q],
             AvailIndex = readable ? availIndex : null,
@@ -84,23 +91,7 @@ public sealed partial class VsockDevice
         };
     }
 
-    private int RxBuffersAvailable() => ChainsWaiting(VsockQueueIndex.Rx) + (_rxHeld ? 1 : 0);
-
-    /// <summary>Chains of queue <paramref name="q"/> the driver made available and the device has not popped.</summary>
-    private int ChainsWaiting(int q)
-    {
-        GuestMemory? memory = _memory;
-        if (memory is null || !_running[q] || _broken[q])
-        {
-            return 0;
-        }
-
-        VirtQueue queue = _queues[q];
-        if (queue.ReadAvailIndex(memory, out ushort availIndex) != QueueError.None)
-        {
-            return 0;
-        }
-
-        return (ushort)(availIndex - queue.NextAvail);
-    }
+    /// <summary>Chains the driver made available and the device has not popped (0 while the queue does not run).</summary>
+    private static int ChainsWaiting(VsockQueueInfo queue) =>
+        queue.Running && !queue.Broken && queue.AvailIndex is ushort availIndex ? (ushort)(availIndex - queue.NextAvail) : 0;
 }

@@ -14,4 +14,15 @@ public static class VsockQueueIndex
 
     /// <summary>The number of queues.</summary>
     public const int Count = 3;
+
+    /// <summary>The queue's name as diagnostics show it: <c>rx</c>, <c>tx</c> or <c>event</c>.</summary>
+    /// <param name="queueIndex">0, 1 or 2.</param>
+    /// <returns>The name, or the number for any other value.</returns>
+    public static string Name(int queueIndex) => queueIndex switch
+    {
+        Rx => "rx",
+        Tx => "tx",
+        Event => "event",
+        _ => queueIndex.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 }
