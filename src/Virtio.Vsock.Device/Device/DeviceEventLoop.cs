@@ -216,12 +216,7 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
             _watches.Add(watch.Token, watch);
         }
 
-        error = Interop.Sys.EpollControl(
-            _epoll.Fd,
-            Interop.Sys.EpollCtlAdd,
-            watch.Fd,
-            Interop.Sys.EpollIn | Interop.Sys.EpollOut | Interop.Sys.EpollRdHup | Interop.Sys.EpollEdgeTriggered,
-            watch.Token);
+        error = Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlAdd, watch.Fd, LoopFdWatch.EpollMask(LoopFdWatch.AllInterest), watch.Token);
         if (error != 0)
         {
             lock (_watches)
@@ -317,6 +312,16 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
         else
         {
             Post(watch.DeliverPending);
+        }
+    }
+
+    /// <summary>Changes what a watch's descriptor is registered for (any thread; the watch holds its lock).</summary>
+    /// <returns>0, or the errno (EBADF when the loop is closed).</returns>
+    internal int Modify(LoopFdWatch watch, uint events)
+    {
+        lock (_watches)
+        {
+            return _epoll.IsClosed ? Interop.Errors.EBADF : Interop.Sys.EpollControl(_epoll.Fd, Interop.Sys.EpollCtlMod, watch.Fd, events, watch.Token);
         }
     }
 

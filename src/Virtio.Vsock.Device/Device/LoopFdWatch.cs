@@ -9,9 +9,17 @@ namespace Virtio.Vsock.Device;
 /// </summary>
 /// <remarks>
 /// <para><b>Owns:</b> a reference on the descriptor's handle (released on <see cref="Dispose"/>), the arrived
-/// readiness and the requested interest. <b>Must never:</b> deliver readiness that was not requested, lose an
-/// edge that arrived before a request (it is kept until asked for), or call the handler after
-/// <see cref="Dispose"/> returned on the loop thread.</para>
+/// readiness, the requested interest and the interest registered with epoll. <b>Must never:</b> deliver readiness
+/// that was not requested, lose an edge that arrived before a request (it is kept until asked for), or call the
+/// handler after <see cref="Dispose"/> returned on the loop thread.</para>
+/// <para><b>Unwanted edges are switched off.</b> Edge-triggered epoll reports an edge for every wake-up of the
+/// socket: each write of a host peer that streams while its connection reads without asking (it has data, it waits
+/// for guest buffers or credit) would wake the loop for nothing, about one wake-up per two 4 KiB packets host to
+/// guest. So the first readiness that arrives unrequested takes that direction out of the registration
+/// (<c>EPOLL_CTL_MOD</c>); it stays arrived, so the next request is delivered at once, and a request that finds
+/// nothing arrived puts the direction back, and <c>EPOLL_CTL_MOD</c> reports it at once if it is already ready, so
+/// no edge is lost. A connection that always asks before its data comes (request/response) never pays the call.
+/// EPOLLHUP and EPOLLERR cannot be switched off; they stay arrived like the rest.</para>
 /// <para><b>Threading:</b> events, requests and deliveries normally all run on the loop; requests and dispose may
 /// also come from other threads (a backend's reply continuation), so the two masks are behind a small lock,
 /// taken once per event or request.</para>
@@ -24,6 +32,7 @@ internal sealed class LoopFdWatch : IVsockFdWatch
     private readonly object _lock = new();
     private VsockFdReadiness _arrived;
     private VsockFdReadiness _wanted;
+    private VsockFdReadiness _registered = AllInterest;
     private bool _queued;
     private bool _disposed;
 
@@ -36,8 +45,14 @@ internal sealed class LoopFdWatch : IVsockFdWatch
         Fd = (int)handle.DangerousGetHandle();
     }
 
+    /// <summary>Both directions: what a descriptor is registered for when it is first watched.</summary>
+    internal const VsockFdReadiness AllInterest = VsockFdReadiness.Readable | VsockFdReadiness.Writable;
+
     /// <summary>The epoll token.</summary>
     internal ulong Token { get; }
+
+    /// <summary>Epoll events reported for this descriptor so far (written on the loop; for tests and diagnostics).</summary>
+    internal int EventCount { get; private set; }
 
     /// <summary>The descriptor number (valid while the watch holds its reference).</summary>
     internal int Fd { get; }
@@ -69,6 +84,7 @@ internal sealed class LoopFdWatch : IVsockFdWatch
     /// <summary>Raw epoll events for this descriptor (on the loop).</summary>
     internal void OnEvents(uint events)
     {
+        EventCount++;
         VsockFdReadiness ready = VsockFdReadiness.None;
         if ((events & (Interop.Sys.EpollIn | Interop.Sys.EpollErr | Interop.Sys.EpollHup | Interop.Sys.EpollRdHup)) != 0)
         {
@@ -88,10 +104,24 @@ internal sealed class LoopFdWatch : IVsockFdWatch
         lock (_lock)
         {
             _arrived |= ready;
+            VsockFdReadiness unwanted = ready & _registered & ~_wanted;
+            if (unwanted != VsockFdReadiness.None && !_disposed)
+            {
+                // Kept as arrived; the registration stops reporting it until it is asked for (see remarks). A failed
+                // change only means more wake-ups.
+                _registered &= ~unwanted;
+                _loop.Modify(this, EpollMask(_registered));
+            }
         }
 
         DeliverPending();
     }
+
+    /// <summary>The edge-triggered epoll mask for <paramref name="interest"/>.</summary>
+    internal static uint EpollMask(VsockFdReadiness interest) =>
+        Interop.Sys.EpollEdgeTriggered
+        | ((interest & VsockFdReadiness.Readable) != 0 ? Interop.Sys.EpollIn | Interop.Sys.EpollRdHup : 0)
+        | ((interest & VsockFdReadiness.Writable) != 0 ? Interop.Sys.EpollOut : 0);
 
     /// <summary>Delivers what is both arrived and wanted (on the loop).</summary>
     internal void DeliverPending()
@@ -151,6 +181,20 @@ internal sealed class LoopFdWatch : IVsockFdWatch
             _wanted |= readiness;
             deliverSoon = (_arrived & readiness) != 0 && !_queued;
             _queued |= deliverSoon;
+            VsockFdReadiness register = readiness & ~_registered & ~_arrived;
+            if (register != VsockFdReadiness.None)
+            {
+                // Nothing arrived: report it again. EPOLL_CTL_MOD polls the descriptor, so readiness that came while
+                // it was switched off is reported now. If the change fails the descriptor is gone: the caller's next
+                // read or write says so.
+                _registered |= register;
+                if (_loop.Modify(this, EpollMask(_registered)) != 0)
+                {
+                    _registered &= ~register;
+                    _wanted &= ~readiness;
+                    return false;
+                }
+            }
         }
 
         if (deliverSoon)

@@ -68,6 +68,60 @@ public sealed class DeviceLoopWatchTests : IDisposable
     }
 
     [Fact]
+    public async Task ReadinessNobodyAskedForWakesTheLoopOnceNotOnEveryWrite()
+    {
+        (Socket host, Socket device) = await _sockets.PairAsync();
+        using (host)
+        using (device)
+        {
+            var recorder = new Recorder(_loop);
+            // Disposed before the sockets even when an assertion fails: a socket whose handle a watch still holds
+            // cannot finish closing.
+            using var watch = (LoopFdWatch)_loop.Watch(device.SafeHandle, recorder, out int error)!;
+            Assert.Equal(0, error);
+
+            // A host peer streams while its connection reads without asking (it waits for guest buffers or credit).
+            // The first write is an edge; the loop handles every write before the next (sentinel), so each of the
+            // 100 that follow would be an edge of its own if the descriptor still reported input.
+            await host.SendAsync("a"u8.ToArray(), Ct);
+            await SentinelAsync();
+            int eventsAfterFirst = _loop.Invoke(() => watch.EventCount);
+            for (int i = 0; i < 100; i++)
+            {
+                await host.SendAsync("b"u8.ToArray(), Ct);
+                await SentinelAsync();
+            }
+
+            Assert.Equal(eventsAfterFirst, _loop.Invoke(() => watch.EventCount));
+            Assert.Empty(recorder.Events);
+
+            // What arrived is kept: asked for, delivered at once.
+            Assert.True(watch.RequestReadable());
+            Assert.Equal(VsockFdReadiness.Readable, await recorder.NextAsync(0));
+
+            // Data that comes after that delivery, while input is still switched off, is not lost: asking again
+            // (without reading) turns input back on and the descriptor reports it at once.
+            await host.SendAsync("c"u8.ToArray(), Ct);
+            await SentinelAsync();
+            Assert.True(watch.RequestReadable());
+            Assert.Equal(VsockFdReadiness.Readable, await recorder.NextAsync(1));
+
+            // Drained and asked: nothing until new data, then one delivery (the request-per-delivery contract holds).
+            byte[] sink = new byte[256];
+            Assert.Equal(102, device.Receive(sink));
+            Assert.True(watch.RequestReadable());
+            await SentinelAsync();
+            Assert.Equal(2, recorder.Events.Length);
+            await host.SendAsync("d"u8.ToArray(), Ct);
+            Assert.Equal(VsockFdReadiness.Readable, await recorder.NextAsync(2));
+
+            // Output was never asked for either (a fresh socket is writable): asked now, delivered.
+            Assert.True(watch.RequestWritable());
+            Assert.Equal(VsockFdReadiness.Writable, await recorder.NextAsync(3));
+        }
+    }
+
+    [Fact]
     public async Task AHangUpIsReadableAndAFullSocketBecomesWritableWhenDrained()
     {
         (Socket host, Socket device) = await _sockets.PairAsync();
