@@ -79,6 +79,7 @@ public sealed partial class GuestSimulator
             _eventDriver.Publish();
             if (_eventDriver.KickNeeded())
             {
+                Interlocked.Increment(ref _kicksSent[2]);
                 _device?.Kick(2);
             }
         }
@@ -127,7 +128,8 @@ public sealed partial class GuestSimulator
                 _rxDriver.Publish();
                 if (_rxDriver.KickNeeded())
                 {
-                    _device?.Kick(0);
+                    Interlocked.Increment(ref _kicksSent[0]);
+                _device?.Kick(0);
                 }
             }
         }
@@ -203,6 +205,7 @@ public sealed partial class GuestSimulator
             _txDriver.Publish();
             if (_txDriver.KickNeeded())
             {
+                Interlocked.Increment(ref _kicksSent[1]);
                 _device?.Kick(1);
             }
         }

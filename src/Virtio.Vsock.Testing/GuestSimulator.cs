@@ -34,6 +34,7 @@ public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
     private readonly TestDriver _txDriver;
     private readonly TestDriver _eventDriver;
     private readonly QueueLayout[] _layouts;
+    private readonly int[] _kicksSent = new int[3];
     private readonly GuestAddress[] _rxSlots;
     private readonly int[] _rxHeadToSlot;
     private readonly GuestAddress[] _txSlots;
@@ -216,6 +217,12 @@ public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
         _rxPaused = false;
         _txCompletionsPaused = false;
     }
+
+    /// <summary>Available-buffer notifications (kicks) the driver sent on queue <paramref name="queueIndex"/> (0 RX,
+    /// 1 TX, 2 event): only those the device asked for, as Linux's <c>virtqueue_kick_prepare</c> decides.</summary>
+    /// <param name="queueIndex">0, 1 or 2.</param>
+    /// <returns>The count so far.</returns>
+    public int KicksSent(int queueIndex) => Volatile.Read(ref _kicksSent[queueIndex]);
 
     /// <inheritdoc/>
     public void NotifyQueue(int queueIndex) => _wake.Set();

@@ -121,8 +121,8 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
         }
     }
 
-    /// <summary>Wakes the loop: from another thread one eventfd write unless already woken; on the loop, the next
-    /// wait does not sleep.</summary>
+    /// <summary>Wakes the loop: from another thread one eventfd write unless already woken; on the loop, the device's
+    /// turn runs (again): in this wake-up when it has not run yet, else the next wait does not sleep.</summary>
     public void Wake()
     {
         if (IsLoopThread)
@@ -394,7 +394,6 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
                 break;
             }
 
-            _turnAgain = false;
             if (count < 0)
             {
                 int error = Marshal.GetLastPInvokeError();
@@ -402,7 +401,6 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
                 {
                     // Only a broken epoll descriptor gets here: stop the device rather than spin.
                     Fail(new IOException($"vsock device loop: epoll_wait failed: errno {error}."));
-                    _turnAgain = false;
                     count = 0;
                 }
             }
@@ -416,6 +414,11 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
             RunActions();
             RunSignalled();
             RunTimers();
+
+            // Whatever woke the loop so far (a kick, a connection's signal) is served by this turn: only a Wake
+            // during the turn (a full batch) makes the next wait return at once. Clearing it earlier cost every
+            // kick a second, empty epoll_wait.
+            _turnAgain = false;
             RunTurn();
         }
 
