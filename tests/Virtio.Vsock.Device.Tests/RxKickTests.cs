@@ -4,10 +4,16 @@ using Virtio.Vsock.Testing;
 namespace Virtio.Vsock.Device.Tests;
 
 /// <summary>
-/// RX available-buffer notifications (kicks): the device asks for them only while host data waits for a buffer and
-/// the ring is empty, as vhost-vsock does. A driver that refills RX after every packet it reads then costs no
-/// notification (a VM exit under KVM) and no device wake-up; one whose ring ran dry is still heard.
+/// RX available-buffer notifications (kicks): host data that ran the guest's RX ring dry waits for buffers, and the
+/// driver's refill is heard (with and without EVENT_IDX), so the rest of the data comes.
 /// </summary>
+/// <remarks>
+/// The device leaves RX kicks on while it has nothing waiting. Asking for them only while data waits (as vhost-vsock
+/// does) was tried and measured: it saved the load generator's driver a kick per refill but no CPU per GiB, and the
+/// 1-byte request/response p50 went from about 58 to 70 us on this machine, because the refill's kick had been
+/// waking the device loop just before the next request came. Linux's driver refills RX in batches of half the ring,
+/// so the kicks it sends are few either way.
+/// </remarks>
 public sealed class RxKickTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
@@ -15,30 +21,7 @@ public sealed class RxKickTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Refilled_RX_buffers_are_not_announced_while_nothing_waits_for_them(bool eventIdx)
-    {
-        using var harness = new Harness(guestOptions: new GuestSimulatorOptions { EventIdx = eventIdx });
-        using VsockListener listener = harness.Backend.Listen(300);
-        GuestSocket guest = await harness.Guest.ConnectAsync(300, cancellationToken: Token);
-        VsockStream host = await listener.AcceptAsync(Token);
-        await harness.RoundTripSentinel(301, Token);
-        int kicks = harness.Guest.KicksSent(VsockQueueIndex.Rx);
-
-        // Fifty packets host to guest, each read (and its buffer put back) before the next: fifty refills.
-        for (int i = 0; i < 50; i++)
-        {
-            await host.WriteAsync(new[] { (byte)i }, Token);
-            Assert.Equal(new[] { (byte)i }, await Helpers.ReadExactly(guest, 1, Token));
-        }
-
-        await harness.RoundTripSentinel(302, Token);
-        Assert.Equal(kicks, harness.Guest.KicksSent(VsockQueueIndex.Rx));
-    }
-
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Host_data_that_ran_the_RX_ring_dry_asks_for_a_kick_and_the_refill_brings_it_through(bool eventIdx)
+    public async Task Host_data_that_ran_the_RX_ring_dry_is_delivered_when_the_driver_refills(bool eventIdx)
     {
         using var harness = new Harness(guestOptions: new GuestSimulatorOptions { EventIdx = eventIdx, QueueSize = 32 });
         using VsockListener listener = harness.Backend.Listen(310);
@@ -65,17 +48,5 @@ public sealed class RxKickTests
         Assert.Equal(data, await Helpers.ReadExactly(guest, data.Length, Token));
         await send;
         Assert.True(harness.Guest.KicksSent(VsockQueueIndex.Rx) > kicks, "the driver's refill was not kicked");
-
-        // Nothing waits any more: refills go unannounced again.
-        await harness.RoundTripSentinel(312, Token);
-        kicks = harness.Guest.KicksSent(VsockQueueIndex.Rx);
-        for (int i = 0; i < 20; i++)
-        {
-            await host.WriteAsync(new[] { (byte)i }, Token);
-            Assert.Equal(new[] { (byte)i }, await Helpers.ReadExactly(guest, 1, Token));
-        }
-
-        await harness.RoundTripSentinel(313, Token);
-        Assert.Equal(kicks, harness.Guest.KicksSent(VsockQueueIndex.Rx));
     }
 }

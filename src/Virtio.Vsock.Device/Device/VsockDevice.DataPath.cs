@@ -145,7 +145,6 @@ public sealed partial class VsockDevice
 
         VirtQueue queue = _queues[q];
         bool used = false;
-        bool waitingForBuffers = false;
         int budget = RxBudget;
         while (_muxer.HasRxWork || (_relay?.HasRxWork ?? false))
         {
@@ -160,7 +159,6 @@ public sealed partial class VsockDevice
                 if (!TryPop(q, memory, keepNotificationsOff: false, out DescriptorChain chain))
                 {
                     // Work waits for buffers (a kick is asked for), or the ring broke.
-                    waitingForBuffers = true;
                     break;
                 }
 
@@ -207,15 +205,6 @@ public sealed partial class VsockDevice
         if (used)
         {
             Publish(q, memory);
-        }
-
-        if (!waitingForBuffers && _rxKicksOn && !_broken[q])
-        {
-            // Nothing waits for a buffer: the guest need not tell us it added some (as vhost-vsock, RX kicks are
-            // asked for only when data waits and the ring is empty; see TryPop). Saves the driver a notification
-            // per refill (a VM exit under KVM) and the loop a wake-up.
-            queue.DisableNotification(memory);
-            _rxKicksOn = false;
         }
 
         return used;
@@ -334,11 +323,6 @@ public sealed partial class VsockDevice
             }
 
             queue.EnableNotification(memory, out bool hasMore);
-            if (q == VsockQueueIndex.Rx)
-            {
-                _rxKicksOn = true;
-            }
-
             if (!hasMore)
             {
                 return false;

@@ -71,9 +71,6 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
     private GuestMemory? _memory;
     private ulong _features;
     private bool _rxHeld;
-
-    // Whether RX available-buffer notifications are asked for (a started ring asks for them: its used.flags are 0).
-    private bool _rxKicksOn = true;
     private bool _txBlocked;
 
     // Set when the driver stopped both data queues; the next start of both probes every connection.
@@ -224,7 +221,6 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
             if (queueIndex == VsockQueueIndex.Rx)
             {
                 _rxHeld = false;
-                _rxKicksOn = true;
             }
 
             queue.Reset();
