@@ -66,14 +66,13 @@ public interface IVsockFdWatch : IDisposable
 {
     /// <summary>Asks for one <see cref="IVsockFdHandler.OnReady"/> with <see cref="VsockFdReadiness.Readable"/> when the
     /// descriptor is readable, has hung up or failed (soon if it already is). Costs no system call, except one
-    /// <c>epoll_ctl</c> when readiness that arrived unrequested had switched the direction off and nothing is pending.</summary>
+    /// <c>epoll_ctl</c> when input that arrived unrequested had switched input off and nothing is pending.</summary>
     /// <returns><see langword="false"/> when the watch is disposed or the descriptor can no longer be watched (nothing
     /// will be delivered).</returns>
     bool RequestReadable();
 
     /// <summary>Asks for one <see cref="IVsockFdHandler.OnReady"/> with <see cref="VsockFdReadiness.Writable"/> when the
-    /// descriptor may take bytes or failed (soon if it already may). Costs no system call, except one
-    /// <c>epoll_ctl</c> when readiness that arrived unrequested had switched the direction off and nothing is pending.</summary>
+    /// descriptor may take bytes or failed (soon if it already may). Costs no system call.</summary>
     /// <returns><see langword="false"/> when the watch is disposed or the descriptor can no longer be watched (nothing
     /// will be delivered).</returns>
     bool RequestWritable();
