@@ -129,7 +129,7 @@ public sealed partial class GuestSimulator
                 if (_rxDriver.KickNeeded())
                 {
                     Interlocked.Increment(ref _kicksSent[0]);
-                _device?.Kick(0);
+                    _device?.Kick(0);
                 }
             }
         }
