@@ -60,8 +60,8 @@ public sealed class HybridVsockListenerLoopTests : IDisposable
     [Fact(Timeout = 30_000)]
     public async Task Accept_handshake_and_queueing_run_on_the_device_loop_thread()
     {
-        bool? queuedOnLoop = null;
-        await using HybridVsockListener listener = StartListener(queued: () => queuedOnLoop = _loop.IsLoopThread);
+        int queuedOn = 0; // 1: the callback ran on the loop thread, 2: off it
+        await using HybridVsockListener listener = StartListener(queued: () => Volatile.Write(ref queuedOn, _loop.IsLoopThread ? 1 : 2));
         using Socket host = await UnixTestSockets.ConnectAsync(listener.Path);
         await host.SendAsync("CONNECT 41\nhi"u8.ToArray(), Ct);
 
@@ -73,7 +73,9 @@ public sealed class HybridVsockListenerLoopTests : IDisposable
             Assert.Equal("hi"u8.ToArray(), request.InitialData.ToArray());
         }
 
-        Assert.True(queuedOnLoop, "the request was queued off the device loop");
+        // The listener queues the request, then calls the callback: the request can be taken in between.
+        Assert.True(await UnixTestSockets.EventuallyAsync(() => Volatile.Read(ref queuedOn) != 0), "the queued callback did not run within 20 s");
+        Assert.True(queuedOn == 1, "the request was queued off the device loop");
 
         // The handshake's watch was released when it completed: only the listening socket is watched now.
         Assert.Equal(1, _loop.WatchCount);
