@@ -75,7 +75,7 @@ public sealed class HybridVsockListenerLoopTests : IDisposable
 
         // The listener queues the request, then calls the callback: the request can be taken in between.
         Assert.True(await UnixTestSockets.EventuallyAsync(() => Volatile.Read(ref queuedOn) != 0), "the queued callback did not run within 20 s");
-        Assert.True(queuedOn == 1, "the request was queued off the device loop");
+        Assert.True(Volatile.Read(ref queuedOn) == 1, "the request was queued off the device loop");
 
         // The handshake's watch was released when it completed: only the listening socket is watched now.
         Assert.Equal(1, _loop.WatchCount);
