@@ -15,7 +15,8 @@ namespace Virtio.Vsock.Device;
 /// <para><b>Owns:</b> the thread, the epoll instance, the wake-up eventfd, the kick eventfds handed to it, the
 /// table of watched host descriptors, the queue of control actions and the queue of signalled work sources.
 /// <b>Must never:</b> spin while idle (it blocks in <c>epoll_wait</c> until a descriptor is ready, a producer
-/// writes the wake-up eventfd or the next timer is due), run guest-driven work without bound in one turn
+/// writes the wake-up eventfd or the next timer is due; it polls only within the <see cref="AdaptivePolling"/>
+/// window, which closes after one wait longer than its maximum), run guest-driven work without bound in one turn
 /// (the device caps each batch), let an exception escape (a watched descriptor's handler or a signalled
 /// source that throws is handed the exception through <see cref="ISignalSource.OnFault"/> or
 /// <see cref="IVsockFdHandler.OnFault"/>; a turn that throws is reported to the fault handler, which stops
@@ -33,6 +34,9 @@ namespace Virtio.Vsock.Device;
 /// operations are totally ordered: a producer that saw the flag still set did its exchange before the
 /// loop's clear, so its work was queued before the loop reads the queues; a producer whose exchange comes
 /// after the clear sees it clear and writes the eventfd again. No wake-up is lost.</para>
+/// <para><b>Polling.</b> Before it sleeps, the loop may poll for a few microseconds (<see cref="AdaptivePolling"/>):
+/// only while events have been arriving that soon after it ran out of work, so a request/response exchange finds it
+/// on a running CPU instead of paying a wake-up, and an idle device still sleeps.</para>
 /// <para><b>Watched descriptors</b> are registered once, edge-triggered, for input and output; the loop
 /// remembers which readiness arrived and delivers it once a handler asks (at once if it already arrived).
 /// A request therefore costs no system call, and a spurious delivery (readiness that arrived before the
@@ -58,6 +62,7 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
     private readonly Func<long> _nextDeadline;
     private readonly Action<Exception> _onTurnFault;
     private readonly Action<int> _onKick;
+    private readonly AdaptivePolling _polling;
     private ulong _nextToken = FirstWatchToken;
     private int _wakePending;
     private volatile bool _stopping;
@@ -71,9 +76,12 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
     /// <param name="turn">Called once per wake-up, after actions and signals were handled, with the current timestamp.</param>
     /// <param name="nextDeadline">The timestamp (<see cref="Stopwatch.GetTimestamp"/>) of the next timer, or <see cref="long.MaxValue"/>.</param>
     /// <param name="onTurnFault">Called on the loop when <paramref name="turn"/> threw; the turn is not called again.</param>
+    /// <param name="polling">How long the loop polls before it sleeps (see <see cref="AdaptivePolling"/>), or
+    /// <see langword="null"/>: it never polls.</param>
     /// <exception cref="IOException">epoll or eventfd could not be created (out of descriptors).</exception>
-    public DeviceEventLoop(string name, int queueCount, Action<int> onKick, Action<long> turn, Func<long> nextDeadline, Action<Exception> onTurnFault)
+    public DeviceEventLoop(string name, int queueCount, Action<int> onKick, Action<long> turn, Func<long> nextDeadline, Action<Exception> onTurnFault, AdaptivePolling? polling = null)
     {
+        _polling = polling ?? new AdaptivePolling(0, Stopwatch.Frequency);
         _kicks = new SafeHandle?[queueCount];
         _kickIsPipe = new bool[queueCount];
         _onKick = onKick;
@@ -102,6 +110,9 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
 
     /// <summary>Starts the thread.</summary>
     public void Start() => _thread.Start();
+
+    /// <summary>The loop's polling policy and its counters.</summary>
+    public AdaptivePolling Polling => _polling;
 
     /// <summary>Whether the caller runs on the loop thread.</summary>
     public bool IsLoopThread => Thread.CurrentThread == _thread;
@@ -388,7 +399,7 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
         byte* events = stackalloc byte[MaxEvents * 16];
         while (!_stopping)
         {
-            int count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, Timeout());
+            int count = Wait(events, Timeout());
             if (_stopping)
             {
                 break;
@@ -423,6 +434,52 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
         }
 
         AbandonQueued();
+    }
+
+    /// <summary>
+    /// One wait for events: none when work is pending (<paramref name="timeout"/> 0); else polls while the adaptive
+    /// window is open, then sleeps up to <paramref name="timeout"/> ms (-1: until an event).
+    /// </summary>
+    private int Wait(byte* events, int timeout)
+    {
+        if (timeout == 0)
+        {
+            return Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, 0);
+        }
+
+        if (!_polling.Enabled)
+        {
+            _polling.NoteSlept();
+            return Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, timeout);
+        }
+
+        long start = Stopwatch.GetTimestamp();
+        int count = 0;
+        long window = _polling.WindowTicks;
+        if (window > 0)
+        {
+            // The window is microseconds and a timeout at least a millisecond: polling never delays a timer. Each empty
+            // poll yields the CPU to any thread waiting for it: the one that will send the next event may be that one.
+            long until = start + window;
+            while ((count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, 0)) == 0
+                && !_stopping && Stopwatch.GetTimestamp() < until)
+            {
+                Thread.Yield();
+            }
+        }
+
+        if (count != 0)
+        {
+            _polling.NoteCaught();
+        }
+        else
+        {
+            _polling.NoteSlept();
+            count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, timeout);
+        }
+
+        _polling.AfterWait(Stopwatch.GetTimestamp() - start, count > 0);
+        return count;
     }
 
     private void Dispatch(ulong token, uint flags)

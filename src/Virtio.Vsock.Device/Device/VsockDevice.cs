@@ -103,7 +103,9 @@ public sealed partial class VsockDevice : IVsockBackendHost, IDisposable
         }
 
         _rxBatch = new RxBatch(TakeExtraRx);
-        _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", VsockQueueIndex.Count, OnKickEvent, Turn, NextDeadline, OnLoopFault);
+        var polling = new AdaptivePolling((long)(options.PollMax.TotalSeconds * Stopwatch.Frequency), Stopwatch.Frequency);
+        _loop = new DeviceEventLoop($"vsock-{options.GuestCid}", VsockQueueIndex.Count, OnKickEvent, Turn, NextDeadline, OnLoopFault, polling);
+        Metrics.Polling = polling;
         _muxer = new VsockMuxer(options, backend, _loop, Metrics);
         BufferBudget budget = _muxer.Budget;
         Metrics.BufferedBytesSource = () => budget.Used;

@@ -39,6 +39,22 @@ public sealed class VsockDeviceOptions
     /// <summary>The most TX chains handled per loop turn before other work gets a chance. Default 256.</summary>
     public int TxBatch { get; set; } = 256;
 
+    /// <summary>
+    /// The longest the device's loop polls for its next event before it sleeps, once events have been arriving that
+    /// soon after it ran out of work (adaptive polling, as QEMU's <c>poll-max-ns</c>: the loop polls only as long as
+    /// recent waits show it pays, and an idle device sleeps). Polling spares the wake-up of a sleeping thread, which a
+    /// request/response exchange pays on every message (on a virtual machine host it costs tens of microseconds of
+    /// latency), at the price of CPU time spent polling while busy. Default 32 us; <see cref="TimeSpan.Zero"/> turns
+    /// polling off; at most 1 ms.
+    /// </summary>
+    public TimeSpan PollMax { get; set; } = DefaultPollMax;
+
+    /// <summary>The default <see cref="PollMax"/>: 32 us, QEMU's default for its I/O threads.</summary>
+    public static TimeSpan DefaultPollMax { get; } = TimeSpan.FromMicroseconds(32);
+
+    /// <summary>The largest <see cref="PollMax"/> accepted: 1 ms.</summary>
+    public static TimeSpan MaxPollMax { get; } = TimeSpan.FromMilliseconds(1);
+
     /// <summary>The most messages a SEQPACKET connection buffers toward a slow host. Default 256.</summary>
     public int MaxBufferedMessages { get; set; } = 256;
 
@@ -86,6 +102,11 @@ public sealed class VsockDeviceOptions
         if (ConnectTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero || CreditRequestDelay <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), "Timeouts must be positive.");
+        }
+
+        if (PollMax < TimeSpan.Zero || PollMax > MaxPollMax)
+        {
+            throw new ArgumentOutOfRangeException(nameof(PollMax), PollMax, "The polling maximum must be from 0 to 1 ms.");
         }
 
         if (MaxBufferedBytes < BufferSize)

@@ -46,6 +46,8 @@ internal static class VsockMeterInstruments
         Counter(meter, sources, "vsock.notifications", "{notification}", "Used-buffer notifications sent", s => s.Device.Metrics.Notifications);
         Counter(meter, sources, "vsock.notifications.repeated", "{notification}", "Used-buffer notifications sent again: the driver had not taken its used buffers nor moved for a second", s => s.Device.Metrics.RepeatedNotifications);
         Counter(meter, sources, "vsock.loop_turns", "{turn}", "Device loop turns", s => s.Device.Metrics.LoopTurns);
+        Counter(meter, sources, "vsock.loop_sleeps", "{wait}", "Times the device loop slept waiting for work", s => s.Device.Metrics.LoopSleeps);
+        Counter(meter, sources, "vsock.loop_polled_wakeups", "{wait}", "Times the device loop's polling found work before it slept", s => s.Device.Metrics.LoopPolledWakeups);
 
         // Sibling relay (guest to guest).
         SiblingCounter(meter, sources, "vsock.sibling.packets", "{packet}", "Packets between sibling guests",

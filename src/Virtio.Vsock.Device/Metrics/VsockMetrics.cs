@@ -41,6 +41,7 @@ public sealed class VsockMetrics
     internal long DeviceFaultsField;
     internal long BufferLimitResetsField;
     internal Func<long>? BufferedBytesSource;
+    internal AdaptivePolling? Polling;
 
     /// <summary>Packets the guest sent (TX chains parsed successfully). TX is guest to host, as the queue is named.</summary>
     public long TxPackets => Volatile.Read(ref TxPacketsField);
@@ -127,6 +128,14 @@ public sealed class VsockMetrics
 
     /// <summary>Times the device loop woke up and ran a turn (an idle device adds none).</summary>
     public long LoopTurns => Volatile.Read(ref LoopTurnsField);
+
+    /// <summary>Times the device loop slept waiting for work (each ended by a wake-up: a context switch, and on a
+    /// virtual machine host often a halted CPU to resume).</summary>
+    public long LoopSleeps => Polling?.Slept ?? 0;
+
+    /// <summary>Times the device loop's polling found its next event before it slept (see
+    /// <see cref="VsockDeviceOptions.PollMax"/>): wake-ups it did not need.</summary>
+    public long LoopPolledWakeups => Polling?.Caught ?? 0;
 
     /// <summary>Used-buffer notifications signalled to the driver.</summary>
     public long Notifications => Volatile.Read(ref NotificationsField);

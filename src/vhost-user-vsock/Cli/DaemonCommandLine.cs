@@ -139,6 +139,18 @@ public sealed class DaemonCommandLine
             operations = operations with { CaptureSnapLength = snap };
         }
 
+        if (IsGiven(result, Options.PollMaxUs))
+        {
+            string text = result.GetValue(Options.PollMaxUs) ?? string.Empty;
+            int limit = (int)Virtio.Vsock.Device.VsockDeviceOptions.MaxPollMax.TotalMicroseconds;
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int microseconds) || microseconds > limit)
+            {
+                throw new ConfigurationException($"--poll-max-us: '{ConfigText.OneLine(text)}' is not a number of microseconds from 0 to {limit}");
+            }
+
+            operations = operations with { PollMax = TimeSpan.FromMicroseconds(microseconds) };
+        }
+
         if (IsGiven(result, Options.Allow))
         {
             operations = operations with { Access = AccessRuleParser.Parse(result.GetValue(Options.Allow) ?? []) };

@@ -106,6 +106,15 @@ public sealed class DaemonOptions
         Description = "Payload bytes kept per captured packet, 0 to 65536. [default: 65536]",
     };
 
+    /// <summary><c>--poll-max-us MICROSECONDS</c>: adaptive polling of the device loops.</summary>
+    public Option<string> PollMaxUs { get; } = new("--poll-max-us")
+    {
+        HelpName = "MICROSECONDS",
+        Description = "Longest time a VM's device loop polls for its next event before it sleeps, 0 to 1000;\n"
+            + "it polls only while events keep coming that soon (as QEMU's poll-max-ns), trading CPU\n"
+            + "time while busy for latency. 0 turns polling off. [default: 32]",
+    };
+
     /// <summary><c>--control PATH</c>: the control socket.</summary>
     public Option<string> Control { get; } = new("--control")
     {
@@ -161,5 +170,5 @@ public sealed class DaemonOptions
 
     /// <summary>Every option, in help order.</summary>
     public IReadOnlyList<Option> All =>
-        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, Control, Allow, MetricsListen, MetricsAllowRemote, ForwardCid, ForwardListen];
+        [GuestCid, Socket, UdsPath, TxBufferSize, QueueSize, Groups, Vm, Config, LogLevel, Capture, CaptureSnapLength, PollMaxUs, Control, Allow, MetricsListen, MetricsAllowRemote, ForwardCid, ForwardListen];
 }

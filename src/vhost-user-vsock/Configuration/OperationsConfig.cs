@@ -4,7 +4,7 @@ namespace VhostUserVsock.Configuration;
 
 /// <summary>
 /// The daemon's operating options that are not part of rust-vmm's command line (additions; the drop-in options
-/// are unchanged): packet capture and the control socket. Owns values only; must never touch the file system.
+/// are unchanged): packet capture, the control socket and the device loops' polling. Owns values only; must never touch the file system.
 /// </summary>
 public sealed record OperationsConfig
 {
@@ -20,6 +20,10 @@ public sealed record OperationsConfig
 
     /// <summary>The most payload bytes kept per captured packet (<c>--capture-snaplen</c>).</summary>
     public int CaptureSnapLength { get; init; } = DefaultSnapLength;
+
+    /// <summary>How long each VM's device loop may poll before it sleeps (<c>--poll-max-us</c>; see
+    /// <see cref="Virtio.Vsock.Device.VsockDeviceOptions.PollMax"/>). Zero turns polling off.</summary>
+    public TimeSpan PollMax { get; init; } = Virtio.Vsock.Device.VsockDeviceOptions.DefaultPollMax;
 
     /// <summary>The control socket (<c>--control</c>), or <see langword="null"/>.</summary>
     public string? ControlPath { get; init; }

@@ -85,6 +85,7 @@ public sealed partial class VsockVmServer : IVmServer
             Logger = logs.CreateLogger<VsockDevice>(),
             Siblings = _siblings,
             SiblingGroups = vm.Groups,
+            PollMax = _config?.Operations.PollMax ?? VsockDeviceOptions.DefaultPollMax,
         };
         using var device = new VsockDevice(deviceOptions, hostSide, adapter);
         adapter.Attach(device);

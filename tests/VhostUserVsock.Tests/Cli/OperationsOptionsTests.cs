@@ -39,8 +39,19 @@ public sealed class OperationsOptionsTests
         Assert.Equal(OperationsConfig.DefaultSnapLength, config.Operations.CaptureSnapLength);
     }
 
+    [Fact]
+    public void Polling_is_on_at_32_us_unless_told_and_0_turns_it_off()
+    {
+        Assert.Equal(TimeSpan.FromMicroseconds(32), Parse("--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock").Operations.PollMax);
+        Assert.Equal(TimeSpan.FromMicroseconds(100), Parse("--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock", "--poll-max-us", "100").Operations.PollMax);
+        Assert.Equal(TimeSpan.Zero, Parse("--socket", "/tmp/v.socket", "--uds-path", "/tmp/v.vsock", "--poll-max-us", "0").Operations.PollMax);
+    }
+
     [Theory]
     [InlineData("--capture", "/tmp/all.pcap", "must contain {cid}")]
+    [InlineData("--poll-max-us", "1001", "--poll-max-us: '1001' is not a number of microseconds from 0 to 1000")]
+    [InlineData("--poll-max-us", "-5", "--poll-max-us: '-5'")]
+    [InlineData("--poll-max-us", "32us", "--poll-max-us: '32us'")]
     [InlineData("--capture-snaplen", "70000", "--capture-snaplen: '70000'")]
     [InlineData("--capture-snaplen", "-1", "--capture-snaplen: '-1'")]
     public void Bad_operating_options_are_one_line_errors(string option, string value, string expected)

@@ -5,14 +5,23 @@ namespace Virtio.Vsock.Device.Tests.Reliability;
 /// <summary>The device loop's promises: no lost wake-up, no caller left waiting after it stops, no exception escaping it.</summary>
 public sealed class DeviceEventLoopTests
 {
-    [Fact]
-    public void AMillionSignalsToAnIdleLoopAreEachHandled()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(32)]
+    public void AMillionSignalsToAnIdleLoopAreEachHandled(int pollMaxUs)
     {
         // Each producer signals its source and waits until the loop handled it before signalling again, so the
-        // loop is idle (asleep, or about to sleep) at every signal: a lost wake-up leaves a producer waiting.
+        // loop is idle (asleep, polling, or about to sleep) at every signal: a lost wake-up leaves a producer waiting.
         const int Producers = 2;
         const int PerProducer = 500_000;
-        using var loop = new DeviceEventLoop("test-loop", 0, _ => { }, _ => { }, () => long.MaxValue, e => throw new InvalidOperationException("turn fault", e));
+        using var loop = new DeviceEventLoop(
+            "test-loop",
+            0,
+            _ => { },
+            _ => { },
+            () => long.MaxValue,
+            e => throw new InvalidOperationException("turn fault", e),
+            new AdaptivePolling(pollMaxUs * Stopwatch.Frequency / 1_000_000, Stopwatch.Frequency));
         loop.Start();
         var sources = Enumerable.Range(0, Producers).Select(_ => new CountingSource()).ToArray();
         string? failure = null;
