@@ -458,23 +458,33 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
         long window = _polling.WindowTicks;
         if (window > 0)
         {
-            // The window is microseconds and a timeout at least a millisecond: polling never delays a timer. Each empty
-            // poll yields the CPU to any thread waiting for it: the one that will send the next event may be that one.
+            // Each empty poll yields the CPU to any thread waiting for it: the one that will send the next event may
+            // be that one.
             long until = start + window;
             while ((count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, 0)) == 0
                 && !_stopping && Stopwatch.GetTimestamp() < until)
             {
                 Thread.Yield();
             }
+
+            if (count > 0)
+            {
+                _polling.NoteCaught();
+            }
+            else if (count == 0)
+            {
+                // The timeout counts from now: the time spent polling is taken off the nearest timer's.
+                timeout = Timeout();
+            }
         }
 
-        if (count != 0)
+        if (count == 0)
         {
-            _polling.NoteCaught();
-        }
-        else
-        {
-            _polling.NoteSlept();
+            if (timeout != 0)
+            {
+                _polling.NoteSlept();
+            }
+
             count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, timeout);
         }
 
