@@ -559,6 +559,13 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
 
     private void RunSignalled()
     {
+        // Sources signalled while these run wait for the next wake-up (the count bounds the turn). IsEmpty first: the
+        // queue's Count takes a snapshot, which costs more than the usual answer, none.
+        if (_signalled.IsEmpty)
+        {
+            return;
+        }
+
         int count = _signalled.Count;
         for (int i = 0; i < count && _signalled.TryDequeue(out ISignalSource? source); i++)
         {
