@@ -37,7 +37,12 @@ internal sealed class AdaptivePolling
     {
         _maxTicks = Math.Max(0, maxTicks);
         _firstWindowTicks = Math.Min(_maxTicks, Math.Max(1, ticksPerSecond * 4 / 1_000_000));
+        YieldGaveAwayTicks = Math.Max(1, ticksPerSecond * 10 / 1_000_000);
     }
+
+    /// <summary>How long a yield of the CPU between two polls takes when another thread ran meanwhile (10 us: a yield
+    /// with nobody else to run returns within a few): polling then stops for this wait.</summary>
+    public long YieldGaveAwayTicks { get; }
 
     /// <summary>Whether polling is on at all.</summary>
     public bool Enabled => _maxTicks > 0;

@@ -459,12 +459,23 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
         if (window > 0)
         {
             // Each empty poll yields the CPU to any thread waiting for it: the one that will send the next event may
-            // be that one.
+            // be that one. A yield that took long gave the CPU away: another thread needs this CPU, and polling would
+            // compete with it (and with the sender of the next event, when that is the one), so after one more poll
+            // the loop sleeps.
             long until = start + window;
-            while ((count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, 0)) == 0
-                && !_stopping && Stopwatch.GetTimestamp() < until)
+            while ((count = Interop.Sys.EpollWait(_epoll.Fd, events, MaxEvents, 0)) == 0 && !_stopping)
             {
+                long now = Stopwatch.GetTimestamp();
+                if (now >= until)
+                {
+                    break;
+                }
+
                 Thread.Yield();
+                if (Stopwatch.GetTimestamp() - now > _polling.YieldGaveAwayTicks)
+                {
+                    until = 0;
+                }
             }
 
             if (count > 0)
