@@ -114,6 +114,10 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
     /// <summary>The loop's polling policy and its counters.</summary>
     public AdaptivePolling Polling => _polling;
 
+    /// <summary>Set by the turn (on the loop): the next wait sleeps at once whatever the polling window (the turn was
+    /// part of a bulk transfer, see <see cref="AdaptivePolling.BulkTurnBytes"/>).</summary>
+    public bool PollingPaused { get; set; }
+
     /// <summary>Whether the caller runs on the loop thread.</summary>
     public bool IsLoopThread => Thread.CurrentThread == _thread;
 
@@ -456,6 +460,12 @@ internal sealed unsafe partial class DeviceEventLoop : IVsockFdPoller, IDisposab
         long start = Stopwatch.GetTimestamp();
         int count = 0;
         long window = _polling.WindowTicks;
+        if (PollingPaused)
+        {
+            _polling.NoteBulkSleep();
+            window = 0;
+        }
+
         if (window > 0)
         {
             // Each empty poll yields the CPU to any thread waiting for it: the one that will send the next event may

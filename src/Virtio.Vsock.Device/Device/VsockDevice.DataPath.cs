@@ -20,6 +20,7 @@ public sealed partial class VsockDevice
     private void Turn(long now)
     {
         Interlocked.Increment(ref Metrics.LoopTurnsField);
+        long bytesBefore = Metrics.TxBytes + Metrics.RxBytes;
         int kicks = Interlocked.Exchange(ref _kickMask, 0);
         GuestMemory? memory = _memory;
         if (memory is not null)
@@ -67,6 +68,10 @@ public sealed partial class VsockDevice
         {
             Volatile.Write(ref _siblingConnectionCount, _relay.FlowCount);
         }
+
+        // A turn that moved a bulk transfer's worth of payload: its next event is better taken late, with more work
+        // behind it, than early and alone (see AdaptivePolling.BulkTurnBytes).
+        _loop.PollingPaused = Metrics.TxBytes + Metrics.RxBytes - bytesBefore >= AdaptivePolling.BulkTurnBytes;
     }
 
     /// <returns>Whether TX stopped at the batch limit with more chains waiting.</returns>

@@ -133,6 +133,79 @@ public sealed class AdaptivePollingTests
         Assert.Equal(0, loop.Invoke(() => loop.Polling.WindowTicks));
     }
 
+    [Fact]
+    public void ATurnThatPausesPollingMakesTheNextWaitSleepWithTheWindowOpen()
+    {
+        // The same fast exchange as above, but every turn asks to pause polling: nothing is caught, every wait that
+        // found nothing to do sleeps and is counted as a bulk sleep.
+        DeviceEventLoop? loop = null;
+        using var paused = new DeviceEventLoop(
+            "poll-paused",
+            0,
+            _ => { },
+            _ => loop!.PollingPaused = true,
+            () => long.MaxValue,
+            e => throw new InvalidOperationException("turn fault", e),
+            new AdaptivePolling(Stopwatch.Frequency / 1000, Stopwatch.Frequency));
+        loop = paused;
+        loop.Start();
+        var source = new CountingSource();
+        Exchange(loop, source, 500);
+
+        Assert.True(source.LargestWindow > 0, "the window opened (the waits were short)");
+        Assert.Equal(0, loop.Polling.Caught);
+        // Every sleep but the first (before any turn ran) followed a turn that paused polling.
+        long slept = loop.Polling.Slept;
+        long bulk = loop.Polling.BulkSleeps;
+        Assert.True(bulk > 0 && slept - bulk <= 1, $"bulk sleeps {bulk}, sleeps {slept}");
+    }
+
+    [Fact]
+    public async Task ADeviceSleepsWithoutPollingAfterBulkTurnsAndNotAfterSmallExchanges()
+    {
+        using var harness = new Harness(new VsockDeviceOptions { PollMax = TimeSpan.FromMilliseconds(1) });
+        AdaptivePolling polling = harness.Metrics.Polling!;
+        CancellationToken token = Harness.Timeout(60);
+        using Backends.InProcess.VsockListener listener = harness.Backend.Listen(1234);
+        Task server = Task.Run(async () =>
+        {
+            await using Backends.InProcess.VsockStream stream = await listener.AcceptAsync(token);
+            byte[] buffer = new byte[64 * 1024];
+            int n;
+            while ((n = await stream.ReadAsync(buffer, token)) > 0)
+            {
+                if (n == 1)
+                {
+                    await stream.WriteAsync(buffer.AsMemory(0, 1), token);
+                }
+            }
+        }, token);
+
+        Testing.GuestSocket socket = await harness.Guest.ConnectAsync(1234, cancellationToken: token);
+        long bulkBefore = polling.BulkSleeps;
+        byte[] one = [42];
+        for (int i = 0; i < 200; i++)
+        {
+            await socket.SendAsync(one, token);
+            Assert.Equal(one, await Helpers.ReadExactly(socket, 1, token));
+        }
+
+        Assert.Equal(bulkBefore, polling.BulkSleeps);
+
+        // 8 MiB guest -> host in 64 KiB writes: turns move 64 KiB packets.
+        byte[] chunk = Helpers.Pattern(64 * 1024, 3);
+        for (int i = 0; i < 128; i++)
+        {
+            await socket.SendAsync(chunk, token);
+        }
+
+        await Harness.WaitUntil(() => harness.Metrics.TxBytes >= 200 + (128L * 64 * 1024), what: "the stream reached the device");
+        Assert.True(polling.BulkSleeps > bulkBefore, "no wait after a bulk turn skipped polling");
+        socket.Shutdown(ShutdownFlags.Send);
+        await server.WaitAsync(token);
+        await socket.CloseAsync();
+    }
+
     /// <summary>Signals <paramref name="source"/> <paramref name="count"/> times, each as soon as the loop handled the last.</summary>
     private static void Exchange(DeviceEventLoop loop, CountingSource source, int count)
     {
