@@ -130,25 +130,13 @@ public sealed class DaemonCommandLine
 
         if (IsGiven(result, Options.CaptureSnapLength))
         {
-            string text = result.GetValue(Options.CaptureSnapLength) ?? string.Empty;
-            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int snap) || snap > OperationsConfig.DefaultSnapLength)
-            {
-                throw new ConfigurationException($"--capture-snaplen: '{ConfigText.OneLine(text)}' is not a number of bytes from 0 to {OperationsConfig.DefaultSnapLength}");
-            }
-
-            operations = operations with { CaptureSnapLength = snap };
+            operations = operations with { CaptureSnapLength = NumberUpTo(result, Options.CaptureSnapLength, OperationsConfig.DefaultSnapLength, "bytes") };
         }
 
         if (IsGiven(result, Options.PollMaxUs))
         {
-            string text = result.GetValue(Options.PollMaxUs) ?? string.Empty;
             int limit = (int)Virtio.Vsock.Device.VsockDeviceOptions.MaxPollMax.TotalMicroseconds;
-            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int microseconds) || microseconds > limit)
-            {
-                throw new ConfigurationException($"--poll-max-us: '{ConfigText.OneLine(text)}' is not a number of microseconds from 0 to {limit}");
-            }
-
-            operations = operations with { PollMax = TimeSpan.FromMicroseconds(microseconds) };
+            operations = operations with { PollMax = TimeSpan.FromMicroseconds(NumberUpTo(result, Options.PollMaxUs, limit, "microseconds")) };
         }
 
         if (IsGiven(result, Options.Allow))
@@ -235,6 +223,15 @@ public sealed class DaemonCommandLine
         }
 
         return new DaemonConfig { Vms = [Defaults.DefaultVm()], LogLevel = logLevel, Source = ConfigSource.Defaults };
+    }
+
+    /// <summary>A given option's value as a plain decimal number from 0 to <paramref name="limit"/>, or a one-line error.</summary>
+    private static int NumberUpTo(ParseResult result, Option<string> option, int limit, string unit)
+    {
+        string text = result.GetValue(option) ?? string.Empty;
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value <= limit
+            ? value
+            : throw new ConfigurationException($"{option.Name}: '{ConfigText.OneLine(text)}' is not a number of {unit} from 0 to {limit}");
     }
 
     private static bool IsGiven(ParseResult result, Option option) =>
