@@ -1,6 +1,7 @@
 using Virtio.Memory;
 using Virtio.Queue;
 using Virtio.Queue.Testing;
+using Virtio.Vsock.Device;
 
 namespace Virtio.Vsock.Testing;
 
@@ -76,12 +77,7 @@ public sealed partial class GuestSimulator
 
         if (any)
         {
-            _eventDriver.Publish();
-            if (_eventDriver.KickNeeded())
-            {
-                Interlocked.Increment(ref _kicksSent[2]);
-                _device?.Kick(2);
-            }
+            PublishAndKick(_eventDriver, VsockQueueIndex.Event);
         }
 
         _eventDriver.EnableInterrupts();
@@ -125,12 +121,7 @@ public sealed partial class GuestSimulator
 
             if (any)
             {
-                _rxDriver.Publish();
-                if (_rxDriver.KickNeeded())
-                {
-                    Interlocked.Increment(ref _kicksSent[0]);
-                    _device?.Kick(0);
-                }
+                PublishAndKick(_rxDriver, VsockQueueIndex.Rx);
             }
         }
         while (_rxDriver.EnableInterrupts());
@@ -202,12 +193,7 @@ public sealed partial class GuestSimulator
 
         if (any)
         {
-            _txDriver.Publish();
-            if (_txDriver.KickNeeded())
-            {
-                Interlocked.Increment(ref _kicksSent[1]);
-                _device?.Kick(1);
-            }
+            PublishAndKick(_txDriver, VsockQueueIndex.Tx);
         }
 
         return any;

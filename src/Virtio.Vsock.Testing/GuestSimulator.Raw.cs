@@ -1,4 +1,5 @@
 using Virtio.Queue.Testing;
+using Virtio.Vsock.Device;
 
 namespace Virtio.Vsock.Testing;
 
@@ -87,11 +88,7 @@ public sealed partial class GuestSimulator
         lock (Sync)
         {
             build(_txDriver, _allocator);
-            _txDriver.Publish();
-            if (_txDriver.KickNeeded())
-            {
-                _device?.Kick(1);
-            }
+            PublishAndKick(_txDriver, VsockQueueIndex.Tx);
         }
     }
 }

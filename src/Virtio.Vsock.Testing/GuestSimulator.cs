@@ -34,7 +34,7 @@ public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
     private readonly TestDriver _txDriver;
     private readonly TestDriver _eventDriver;
     private readonly QueueLayout[] _layouts;
-    private readonly int[] _kicksSent = new int[3];
+    private readonly int[] _kicksSent = new int[VsockQueueIndex.Count];
     private readonly GuestAddress[] _rxSlots;
     private readonly int[] _rxHeadToSlot;
     private readonly GuestAddress[] _txSlots;
@@ -226,6 +226,18 @@ public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
 
     /// <inheritdoc/>
     public void NotifyQueue(int queueIndex) => _wake.Set();
+
+    /// <summary>Publishes what the driver queued on <paramref name="queueIndex"/> and kicks the device if it asked
+    /// for it (under <see cref="Sync"/>), counting the kick.</summary>
+    private void PublishAndKick(TestDriver driver, int queueIndex)
+    {
+        driver.Publish();
+        if (driver.KickNeeded())
+        {
+            Interlocked.Increment(ref _kicksSent[queueIndex]);
+            _device?.Kick(queueIndex);
+        }
+    }
 
     /// <summary>Stops the driver thread and releases guest memory (dispose the device first).</summary>
     public void Dispose()
