@@ -8,8 +8,9 @@ using VsockLoad.Report;
 namespace VsockLoad.Guest;
 
 /// <summary>
-/// The guest's virtio-vsock driver, modelled on Linux's virtio_transport: keeps 256 RX buffers of one
-/// 44+4096-byte descriptor posted, sends TX packets as header + payload chains (header only for control),
+/// The guest's virtio-vsock driver, modelled on Linux's virtio_transport: posts 256 RX buffers of one
+/// 44+4096-byte descriptor and refills them as <c>virtio_vsock_rx_fill</c> does (once fewer than half are posted:
+/// every free buffer, one <c>avail.idx</c> store, one kick decision), sends TX packets as header + payload chains (header only for control),
 /// runs per-connection credit like <c>virtio_transport_common.c</c> (CREDIT_UPDATE once the free space the
 /// device knows of drops under 64 KiB, CREDIT_REQUEST only after a stall of <see cref="StallBeforeRequest"/>
 /// that no update ended), answers CREDIT_REQUEST, answers a full SHUTDOWN with RST, and checks every RX
@@ -34,6 +35,8 @@ internal sealed class VsockGuest
     private readonly IGuestApp _app;
     private readonly Checks _checks;
     private readonly ushort[] _rxBufferOfHead = new ushort[GuestLayout.QueueSize];
+    private readonly int[] _freeRxBuffers = new int[GuestLayout.QueueSize];
+    private int _freeRxBufferCount;
     private readonly short[] _txSlotOfHead = new short[GuestLayout.QueueSize];
     private readonly int[] _freeSlots = new int[GuestLayout.QueueSize];
     private readonly Dictionary<ulong, GuestConnection> _connections = [];
@@ -118,7 +121,8 @@ internal sealed class VsockGuest
         return rx || tx;
     }
 
-    /// <summary>Takes every used RX buffer, handles its packet, reposts it.</summary>
+    /// <summary>Takes every used RX buffer and handles its packet; refills the ring once fewer than half of its buffers are
+    /// posted (as Linux does).</summary>
     /// <returns>Packets handled.</returns>
     public int ProcessRx()
     {
@@ -142,13 +146,20 @@ internal sealed class VsockGuest
 
             int buffer = _rxBufferOfHead[element.Id];
             HandleRx(GuestLayout.RxBuffer(buffer), element.Length);
-            PostRx(buffer);
-            _rx.Publish();
+            _freeRxBuffers[_freeRxBufferCount++] = buffer;
             handled++;
         }
 
-        if (handled > 0)
+        // Linux's virtio_transport_rx_work refills only once fewer than half of its most-ever-posted buffers are
+        // posted (rx_buf_nr < rx_buf_max_nr / 2), then posts until the ring is full and kicks once.
+        if (_freeRxBufferCount > GuestLayout.QueueSize / 2)
         {
+            while (_freeRxBufferCount > 0)
+            {
+                PostRx(_freeRxBuffers[--_freeRxBufferCount]);
+            }
+
+            _rx.Publish();
             Kick(_rx, _queues.RxKick, force: false);
         }
 
