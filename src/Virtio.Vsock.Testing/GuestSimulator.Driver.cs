@@ -102,7 +102,7 @@ public sealed partial class GuestSimulator
                     int payloadLength = (int)element.Length - VsockHeader.Size;
                     if (parsed.Len != payloadLength)
                     {
-                        MalformedRxPackets++;
+                        RxLengthMismatches++;
                     }
                     else
                     {
@@ -113,7 +113,7 @@ public sealed partial class GuestSimulator
                 }
                 else if (element.Length != 0)
                 {
-                    MalformedRxPackets++;
+                    RxLengthMismatches++;
                 }
 
                 PostRx(slot);

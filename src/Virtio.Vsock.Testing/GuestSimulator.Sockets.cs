@@ -142,7 +142,7 @@ public sealed partial class GuestSimulator
 
         if (header.DstCid != GuestCid || (header.SrcCid != VsockCid.Host && !VsockCid.IsValidGuestCid(header.SrcCid)))
         {
-            MalformedRxPackets++;
+            MisaddressedRxPackets++;
             return;
         }
 

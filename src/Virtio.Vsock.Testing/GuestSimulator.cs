@@ -116,8 +116,17 @@ public sealed partial class GuestSimulator : IVsockDeviceNotifier, IDisposable
     /// <summary>Packets the device sent to ports claimed with <see cref="ClaimRawPort"/> (not answered by the simulator).</summary>
     public ConcurrentQueue<VsockHeader> RawReceived { get; } = new();
 
-    /// <summary>Used RX buffers whose length did not match their header (device bugs).</summary>
-    public int MalformedRxPackets { get; private set; }
+    /// <summary>Used RX buffers whose used length did not match their header's <c>len</c>, or was shorter than a
+    /// header or longer than the buffer (device bugs).</summary>
+    public int RxLengthMismatches { get; private set; }
+
+    /// <summary>RX packets not addressed to this guest's CID, or from a source CID that is neither the host nor a
+    /// valid guest CID (the device answers a packet from a made-up CID from that CID, as Linux does; tests that send
+    /// none expect none).</summary>
+    public int MisaddressedRxPackets { get; private set; }
+
+    /// <summary>Both kinds: <see cref="RxLengthMismatches"/> + <see cref="MisaddressedRxPackets"/>.</summary>
+    public int MalformedRxPackets => RxLengthMismatches + MisaddressedRxPackets;
 
     /// <summary>TRANSPORT_RESET events received.</summary>
     public int TransportResets => Volatile.Read(ref _transportResets);

@@ -80,13 +80,14 @@ public static class DeviceTxTarget
         {
             program.Execute(ref reader);
             program.Drain("at the end of the input");
-            // The simulator's count of malformed RX packets also holds answers whose source CID is one the
-            // guest made up (an RST to a packet for CID 0x1234_5678_9abc comes from that CID, as in Linux):
-            // take those out; what is left had a length that differs from its header.
+            // Length mismatches are counted on the simulator's thread as they come, so a count above 0 is a device bug
+            // whenever it is read. Addresses are checked on a snapshot of the log instead of against the simulator's
+            // count of them: an answer from a CID the guest made up (an RST to a packet for CID 0x1234_5678_9abc comes
+            // from that CID, as in Linux) is allowed, and such an answer may still be on its way after the drain (the
+            // drain waits for TX chains, not for their answers), so comparing two counts read at different moments
+            // reported one that arrived in between (seed 31, mutation 46193).
+            FuzzInvariantException.Check(guest.RxLengthMismatches == 0, $"{guest.RxLengthMismatches} used RX buffers did not hold the packet their header describes");
             VsockHeader[] received = [.. guest.ReceivedLog];
-            int echoedCids = received.Count(h => (h.DstPort < DeviceTxTarget.GuestPortBase || h.DstPort >= DeviceTxTarget.GuestPortBase + 8)
-                && h.DstCid == guest.GuestCid && h.SrcCid != VsockCid.Host && !VsockCid.IsValidGuestCid(h.SrcCid));
-            FuzzInvariantException.Check(guest.MalformedRxPackets == echoedCids, $"{guest.MalformedRxPackets - echoedCids} used RX buffers did not hold the packet their header describes");
             VsockHeader[] misaddressed = [.. received.Where(h => h.DstCid != guest.GuestCid)];
             FuzzInvariantException.Check(misaddressed.Length == 0, $"the device sent packets to another CID: {string.Join("; ", misaddressed.Take(4))}");
             FuzzInvariantException.Check(device.ConnectionCount <= deviceOptions.MaxConnections, $"{device.ConnectionCount} connections, the limit is {deviceOptions.MaxConnections}");
