@@ -9,9 +9,9 @@ namespace VsockLoad.Guest;
 
 /// <summary>
 /// The guest's virtio-vsock driver, modelled on Linux's virtio_transport: posts 256 RX buffers of one
-/// 44+4096-byte descriptor and refills them as <c>virtio_vsock_rx_fill</c> does (once fewer than half are posted:
-/// every free buffer, one <c>avail.idx</c> store, one kick decision), sends TX packets as header + payload chains (header only for control),
-/// runs per-connection credit like <c>virtio_transport_common.c</c> (CREDIT_UPDATE once the free space the
+/// 44+4096-byte descriptor and refills them as <c>virtio_transport_rx_work</c> does (once fewer than half are
+/// posted: every free buffer, one <c>avail.idx</c> store, one kick decision), sends TX packets as header +
+/// payload chains (header only for control), runs per-connection credit like <c>virtio_transport_common.c</c> (CREDIT_UPDATE once the free space the
 /// device knows of drops under 64 KiB, CREDIT_REQUEST only after a stall of <see cref="StallBeforeRequest"/>
 /// that no update ended), answers CREDIT_REQUEST, answers a full SHUTDOWN with RST, and checks every RX
 /// packet against the protocol rules (<see cref="Violation"/>) and every payload byte against the pattern.
@@ -121,8 +121,8 @@ internal sealed class VsockGuest
         return rx || tx;
     }
 
-    /// <summary>Takes every used RX buffer and handles its packet; refills the ring once fewer than half of its buffers are
-    /// posted (as Linux does).</summary>
+    /// <summary>Takes every used RX buffer and handles its packet; refills the ring once fewer than half of its
+    /// buffers are posted (as Linux does).</summary>
     /// <returns>Packets handled.</returns>
     public int ProcessRx()
     {
