@@ -11,10 +11,11 @@ namespace VsockLoad.Guest;
 /// The guest's virtio-vsock driver, modelled on Linux's virtio_transport: posts 256 RX buffers of one
 /// 44+4096-byte descriptor and refills them as <c>virtio_transport_rx_work</c> does (once fewer than half are
 /// posted: every free buffer, one <c>avail.idx</c> store, one kick decision), sends TX packets as header +
-/// payload chains (header only for control), runs per-connection credit like <c>virtio_transport_common.c</c> (CREDIT_UPDATE once the free space the
-/// device knows of drops under 64 KiB, CREDIT_REQUEST only after a stall of <see cref="StallBeforeRequest"/>
-/// that no update ended), answers CREDIT_REQUEST, answers a full SHUTDOWN with RST, and checks every RX
-/// packet against the protocol rules (<see cref="Violation"/>) and every payload byte against the pattern.
+/// payload chains (header only for control), runs per-connection credit like <c>virtio_transport_common.c</c>
+/// (CREDIT_UPDATE once the free space the device knows of drops under 64 KiB, CREDIT_REQUEST only after a stall
+/// of <see cref="StallBeforeRequest"/> that no update ended), answers CREDIT_REQUEST, answers a full SHUTDOWN
+/// with RST, and checks every RX packet against the protocol rules (<see cref="Violation"/>) and every payload
+/// byte against the pattern.
 /// </summary>
 /// <remarks>Single-threaded. Steady-state processing does not allocate.</remarks>
 internal sealed class VsockGuest
