@@ -71,7 +71,9 @@ public sealed class VsockMeterTests
         using Socket host = await accepted;
 
         // The host program never reads: its socket buffer fills, then the device's buffer for the connection.
-        var sinceSending = System.Diagnostics.Stopwatch.StartNew();
+        // Read on the device's own clock for stalls (Environment.TickCount64, coarse: a jiffy), so the bound below is
+        // exact: a Stopwatch started here can read a millisecond less than two coarse readings around the same span.
+        long sendingSince = Environment.TickCount64;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Token);
         Task sending = Task.Run(async () =>
         {
@@ -104,7 +106,8 @@ public sealed class VsockMeterTests
             info = h.Device.SnapshotAsync().WaitAsync(TimeSpan.FromSeconds(5)).GetAwaiter().GetResult().Connections.SingleOrDefault();
             return info is { Stall: VsockStallReason.HostSocket } && info.StalledMs >= first + 200;
         }, 20_000), $"last seen: {info}");
-        Assert.True(info!.StalledMs <= sinceSending.ElapsedMilliseconds, $"stalled {info.StalledMs} ms, sending for {sinceSending.ElapsedMilliseconds} ms");
+        long sendingMs = Environment.TickCount64 - sendingSince;
+        Assert.True(info!.StalledMs <= sendingMs, $"stalled {info.StalledMs} ms, sending for {sendingMs} ms");
 
         await stop.CancelAsync();
         guest.Abort();
