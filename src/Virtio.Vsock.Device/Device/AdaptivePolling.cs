@@ -23,10 +23,10 @@ namespace Virtio.Vsock.Device;
 /// RX buffer the guest just gave back, one TX chain it just queued), while one taken after a sleep comes with more
 /// work behind it, and both sides spend less per byte. So a turn that moved at least <see cref="BulkTurnBytes"/> of
 /// payload makes the next wait sleep at once (<see cref="DeviceEventLoop.PollingPaused"/>); the window itself is
-/// kept for when the exchange turns small again. Measured in alternating sets of runs against polling off: with
-/// polling after every turn, three sets of seven lost a fifth or more of the host -> guest 4 KiB rate; with this
-/// rule, one of four did, and request/response latency and guest -> host 64 KiB kept their gains (README,
-/// Performance). Host -> guest 4 KiB is bimodal on the machine it was measured on, so that is not settled.</para>
+/// kept for when the exchange turns small again. With polling after every turn, three alternating sets of seven
+/// lost a fifth or more of the host -> guest 4 KiB rate; this rule kept request/response latency and guest -> host
+/// throughput's gains and lost less there. The figures, and what polling still costs host -> guest 4 KiB, are in the
+/// README (Performance), measured against polling off in the same runs.</para>
 /// <para><b>Owns:</b> the window and three counters. <b>Must never:</b> let the loop poll longer than the maximum in one
 /// wait, or poll at all after a wait longer than the maximum (an idle loop sleeps). A maximum of zero turns polling
 /// off. Runs on the device loop only; the counters may be read from any thread.</para>

@@ -16,8 +16,9 @@ internal sealed unsafe partial class DeviceEventLoop
     /// <summary>The loop's polling policy and its counters.</summary>
     public AdaptivePolling Polling => _polling;
 
-    /// <summary>Set by the turn (on the loop): the next wait sleeps at once whatever the polling window (the turn was
-    /// part of a bulk transfer, see <see cref="AdaptivePolling.BulkTurnBytes"/>).</summary>
+    /// <summary>Set by every turn (on the loop): while it is set, waits sleep at once whatever the polling window (the
+    /// last turn was part of a bulk transfer, see <see cref="AdaptivePolling.BulkTurnBytes"/>); the next turn sets it
+    /// again.</summary>
     public bool PollingPaused { get; set; }
 
     /// <summary>
